@@ -1,0 +1,154 @@
+/**
+ * On-disk sessions: one JSON file per session under a 0700 directory, 0600 files, written to
+ * a temp file and renamed, each guarded by a lock file so that concurrent resolves of the
+ * same session make one STS call. Long-term keys never reach this module.
+ */
+import { join } from "node:path";
+import { cacheDir, isWindows, privateDir, sha256Hex } from "./paths.ts";
+
+export interface Session {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  /** ISO 8601 UTC. */
+  expiration: string;
+  kind: "mfa-session" | "session" | "role";
+  /** The profile that made it (for `status` and `clear`); the key decides sharing. */
+  profile: string;
+  /** The ARN stsh acted as, when known (roles). */
+  arn?: string;
+  /** Whether this session carries MFA (so a role assumed from it satisfies MFA trust). */
+  mfa: boolean;
+}
+
+export interface Entry extends Session {
+  key: string;
+  file: string;
+}
+
+/** A stable file key from everything that determines a session. */
+export async function cacheKey(parts: Record<string, string | number | boolean | undefined>) {
+  const sorted = Object.fromEntries(
+    Object.entries(parts).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)),
+  );
+  return (await sha256Hex(JSON.stringify(sorted))).slice(0, 40);
+}
+
+export class Cache {
+  readonly dir: string;
+  /** Warnings worth showing (a discarded file and why); never secrets. */
+  readonly warnings: string[] = [];
+
+  constructor(env?: Record<string, string>) {
+    this.dir = cacheDir(env);
+  }
+
+  file(key: string): string {
+    return join(this.dir, `${key}.json`);
+  }
+
+  /** The session for `key`, or null for a miss. A file that does not parse is a miss. */
+  async read(key: string): Promise<Session | null> {
+    const path = this.file(key);
+    let text: string;
+    try {
+      if (!isWindows) {
+        const st = await Deno.lstat(path);
+        if (!st.isFile || (st.uid !== null && st.uid !== Deno.uid())) {
+          await this.discard(path, "is not a regular file owned by you");
+          return null;
+        }
+        if (st.mode !== null && (st.mode & 0o077) !== 0) {
+          await this.discard(
+            path,
+            `could be read by other users (mode ${(st.mode & 0o777).toString(8)})`,
+          );
+          return null;
+        }
+      }
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+    try {
+      const s = JSON.parse(text) as Session;
+      const ok = typeof s.accessKeyId === "string" && typeof s.secretAccessKey === "string" &&
+        typeof s.sessionToken === "string" && !isNaN(Date.parse(s.expiration));
+      if (ok) return s;
+    } catch { /* fall through */ }
+    await this.discard(path, "was damaged");
+    return null;
+  }
+
+  private async discard(path: string, why: string) {
+    this.warnings.push(`cache file ${path} ${why}; discarded it.`);
+    await Deno.remove(path).catch(() => {});
+  }
+
+  async write(key: string, session: Session): Promise<void> {
+    await privateDir(this.dir);
+    const path = this.file(key);
+    const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    try {
+      await Deno.writeTextFile(tmp, JSON.stringify(session, null, 2) + "\n", {
+        mode: 0o600,
+        createNew: true,
+      });
+      await Deno.rename(tmp, path);
+    } catch (e) {
+      await Deno.remove(tmp).catch(() => {});
+      throw e;
+    }
+  }
+
+  async remove(key: string): Promise<boolean> {
+    try {
+      await Deno.remove(this.file(key));
+      return true;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return false;
+      throw e;
+    }
+  }
+
+  /** Every readable entry, for `status` and `clear`. */
+  async list(): Promise<Entry[]> {
+    const out: Entry[] = [];
+    try {
+      for await (const e of Deno.readDir(this.dir)) {
+        if (!e.isFile || !e.name.endsWith(".json")) continue;
+        const key = e.name.slice(0, -5);
+        const s = await this.read(key);
+        if (s) out.push({ ...s, key, file: this.file(key) });
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    return out.sort((a, b) => a.expiration.localeCompare(b.expiration));
+  }
+
+  /**
+   * Hold an exclusive lock for `key` while `fn` runs; `onWait` is called once when another
+   * process holds it. Locks are advisory locks on `<key>.lock`, released when the process
+   * dies, so a killed stsh never wedges the next one.
+   */
+  async withLock<T>(key: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
+    await privateDir(this.dir);
+    const lockFile = await Deno.open(join(this.dir, `${key}.lock`), {
+      read: true,
+      write: true,
+      create: true,
+      mode: 0o600,
+    });
+    try {
+      if (!(await lockFile.tryLock(true))) {
+        onWait?.();
+        await lockFile.lock(true);
+      }
+      return await fn();
+    } finally {
+      lockFile.close(); // closing releases the lock
+    }
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * A change set maps each variable name to a value, or to null (unset). Each shell or output
+ * format is one small object that renders a change set; values are always data, never code.
+ * Every shell-specific string outside shell/ lives here.
+ */
+import { StshError } from "./errors.ts";
+
+export type ChangeSet = Record<string, string | null>;
+
+/** The names stsh ever sets or unsets in a shell. */
+export const CREDENTIAL_VARS = [
+  "AWS_ACCESS_KEY_ID",
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "AWS_CREDENTIAL_EXPIRATION",
+  "AWS_SESSION_EXPIRATION",
+  "AWS_REGION",
+  "AWS_DEFAULT_REGION",
+] as const;
+/** Unset while stsh credentials are active: the JS SDK prefers AWS_PROFILE over keys. */
+export const SHADOWING_VARS = ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"] as const;
+export const AWS_VARS: readonly string[] = [...CREDENTIAL_VARS, ...SHADOWING_VARS];
+export const STATE_VARS = [
+  "STSH_PROFILE",
+  "STSH_ROOT",
+  "STSH_EXPIRES",
+  "STSH_PINNED",
+  "STSH_PREV",
+] as const;
+export const MANAGED: readonly string[] = [...AWS_VARS, ...STATE_VARS];
+
+export interface Creds {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+  region?: string;
+}
+
+const KEY_ID = /^[A-Z0-9]{16,128}$/;
+const SECRETISH = /^[A-Za-z0-9+/=]+$/;
+
+/** STS values have a known alphabet; anything else is refused before it reaches a shell. */
+export function checkCredentials(c: Creds): void {
+  const bad = !KEY_ID.test(c.accessKeyId) || !SECRETISH.test(c.secretAccessKey) ||
+    (c.sessionToken !== undefined && !SECRETISH.test(c.sessionToken));
+  if (bad) {
+    throw new StshError(
+      "The credentials received contain unexpected characters; refusing to export them.",
+    );
+  }
+}
+
+export function iso(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** The variables for a set of credentials: keys, expiry, region; profile selectors unset. */
+export function credentialChanges(c: Creds): ChangeSet {
+  checkCredentials(c);
+  const exp = c.expiration ? iso(c.expiration) : null;
+  return {
+    AWS_ACCESS_KEY_ID: c.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: c.secretAccessKey,
+    AWS_SESSION_TOKEN: c.sessionToken ?? null,
+    AWS_CREDENTIAL_EXPIRATION: exp,
+    AWS_SESSION_EXPIRATION: exp,
+    ...(c.region ? { AWS_REGION: c.region, AWS_DEFAULT_REGION: c.region } : {}),
+    AWS_PROFILE: null,
+    AWS_DEFAULT_PROFILE: null,
+    AWS_SECURITY_TOKEN: null,
+  };
+}
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+function lines(
+  changes: ChangeSet,
+  set: (k: string, v: string) => string,
+  unset?: (k: string) => string,
+) {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(changes)) {
+    if (!NAME.test(k)) {
+      throw new StshError(`Refusing to render the variable name ${JSON.stringify(k)}.`);
+    }
+    if (v !== null) out.push(set(k, v));
+    else if (unset) out.push(unset(k));
+  }
+  return out.length ? out.join("\n") + "\n" : "";
+}
+
+/** POSIX single quotes: nothing inside is special but the quote itself. */
+export const shQuote = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
+/** PowerShell single quotes: ' and the four typographic quotes that also end the string. */
+export const psQuote = (v: string) => `'${v.replace(/['\u2018\u2019\u201A\u201B]/g, "$&$&")}'`;
+/** fish single quotes: \ and ' are the only escapes. */
+const fishQuote = (v: string) => `'${v.replace(/[\\']/g, "\\$&")}'`;
+
+/** For formats with no quoting at all, only values of a harmless alphabet pass. */
+function plain(v: string, format: string): string {
+  if (!/^[A-Za-z0-9+/=:._@,-]*$/.test(v)) {
+    throw new StshError(`A value cannot be written safely in the ${format} format.`);
+  }
+  return v;
+}
+
+export interface Format {
+  /** Render a change set as this format's text. */
+  export(changes: ChangeSet): string;
+}
+
+const posix: Format = {
+  export: (c) => lines(c, (k, v) => `export ${k}=${shQuote(v)}`, (k) => `unset ${k}`),
+};
+
+/** Formats a person can ask `stsh env --format` for (names as in `aws configure export-credentials`). */
+export const FORMATS: Record<string, Format> = {
+  env: posix,
+  "env-no-export": { export: (c) => lines(c, (k, v) => `${k}=${shQuote(v)}`) },
+  powershell: {
+    export: (c) =>
+      lines(
+        c,
+        (k, v) => `$env:${k} = ${psQuote(v)}`,
+        (k) => `Remove-Item Env:${k} -ErrorAction SilentlyContinue`,
+      ),
+  },
+  "windows-cmd": {
+    export: (c) => lines(c, (k, v) => `set ${k}=${plain(v, "windows-cmd")}`, (k) => `set ${k}=`),
+  },
+  fish: { export: (c) => lines(c, (k, v) => `set -gx ${k} ${fishQuote(v)}`, (k) => `set -e ${k}`) },
+  dotenv: { export: (c) => lines(c, (k, v) => `${k}=${plain(v, "dotenv")}`) },
+};
+
+/** What the shell hooks read: shell code for bash/zsh, one JSON line for pwsh. */
+export const HOOK_FORMATS: Record<string, Format> = {
+  bash: posix,
+  zsh: posix,
+  pwsh: {
+    export: (c) => {
+      for (const k of Object.keys(c)) {
+        if (!MANAGED.includes(k)) throw new StshError(`Refusing to hand ${k} to the hook.`);
+      }
+      return Object.keys(c).length ? JSON.stringify(c) + "\n" : "";
+    },
+  },
+};
+
+/** credential_process output (Version 1), as `aws configure export-credentials --format process`. */
+export function processJson(c: Creds): string {
+  checkCredentials(c);
+  const o: Record<string, string | number> = {
+    Version: 1,
+    AccessKeyId: c.accessKeyId,
+    SecretAccessKey: c.secretAccessKey,
+  };
+  if (c.sessionToken) o.SessionToken = c.sessionToken;
+  if (c.expiration) o.Expiration = iso(c.expiration);
+  return JSON.stringify(o, null, 2) + "\n";
+}
+
+export function credentialsJson(c: Creds & { profile: string; arn?: string }): string {
+  checkCredentials(c);
+  return JSON.stringify(
+    {
+      Profile: c.profile,
+      AccessKeyId: c.accessKeyId,
+      SecretAccessKey: c.secretAccessKey,
+      SessionToken: c.sessionToken,
+      Expiration: c.expiration ? iso(c.expiration) : undefined,
+      Region: c.region,
+      Arn: c.arn,
+    },
+    null,
+    2,
+  ) + "\n";
+}
+
+export const FORMAT_NAMES = [...Object.keys(FORMATS), "process", "json"];

@@ -1,0 +1,162 @@
+/**
+ * Where an MFA code comes from: --token-code, then the profile's mfa_process, then the
+ * terminal. Codes are checked for shape before any call, and a code that was used in the
+ * last 90 s for the same device is refused here, because AWS refuses a reused code and the
+ * person would lose a try.
+ */
+import { join } from "node:path";
+import { Cancelled, MfaNeeded, StshError } from "./errors.ts";
+import { mfaDir, privateDir, sha256Hex } from "./paths.ts";
+import { notice, openTerminal, type Terminal } from "./tty.ts";
+
+export const REPLAY_WINDOW_MS = 90_000;
+const SIX_DIGITS = /^\d{6}$/;
+
+export interface CodeRequest {
+  serial: string;
+  profile: string;
+  /** From --token-code: used once, never re-asked. */
+  tokenCode?: string;
+  mfaProcess?: string;
+  /** May we ask on the terminal? (false in a hook without --prompt) */
+  interactive: boolean;
+  env?: Record<string, string>;
+}
+
+/** Remembers the last code per device (hashed), so a repeat can be refused locally. */
+export class ReplayGuard {
+  constructor(private readonly env?: Record<string, string>, private readonly now = Date.now) {}
+
+  private async file(serial: string) {
+    return join(mfaDir(this.env), `${(await sha256Hex(serial)).slice(0, 32)}.json`);
+  }
+
+  async isReplay(serial: string, code: string): Promise<boolean> {
+    try {
+      const last = JSON.parse(await Deno.readTextFile(await this.file(serial)));
+      return last.hash === await sha256Hex(`${serial}\n${code}`) &&
+        this.now() - last.at < REPLAY_WINDOW_MS;
+    } catch {
+      return false;
+    }
+  }
+
+  async remember(serial: string, code: string): Promise<void> {
+    const dir = mfaDir(this.env);
+    await privateDir(dir);
+    const path = await this.file(serial);
+    const tmp = `${path}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(
+      tmp,
+      JSON.stringify({ hash: await sha256Hex(`${serial}\n${code}`), at: this.now() }),
+      { mode: 0o600 },
+    );
+    await Deno.rename(tmp, path);
+  }
+}
+
+async function runMfaProcess(command: string, profile: string): Promise<string> {
+  const shell = Deno.build.os === "windows" ? ["cmd.exe", "/d", "/s", "/c"] : ["/bin/sh", "-c"];
+  let out;
+  try {
+    out = await new Deno.Command(shell[0], {
+      args: [...shell.slice(1), command],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).output();
+  } catch (e) {
+    throw new StshError(
+      `mfa_process of profile '${profile}' could not start: ${(e as Error).message}`,
+    );
+  }
+  if (!out.success) {
+    throw new StshError(`mfa_process of profile '${profile}' failed with exit code ${out.code}.`);
+  }
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+function checkShape(code: string, from: string) {
+  if (!SIX_DIGITS.test(code)) {
+    throw new StshError(
+      `The MFA code from ${from} is not six digits.`,
+      "Use the 6-digit code your authenticator shows now.",
+      2,
+    );
+  }
+}
+
+/**
+ * A source of codes for one resolve. `next(reason)` returns a fresh code or throws:
+ * MfaNeeded when no source may be asked, Cancelled when the person gives up.
+ */
+export class CodeSource {
+  private tries = 0;
+  private terminal: Terminal | null = null;
+  readonly guard: ReplayGuard;
+
+  constructor(readonly req: CodeRequest) {
+    this.guard = new ReplayGuard(req.env);
+  }
+
+  /** How many times may a wrong code be corrected? Only a person can correct one. */
+  get canRetry(): boolean {
+    return !this.req.tokenCode && !this.req.mfaProcess && this.tries < 3;
+  }
+
+  async next(reason?: string): Promise<string> {
+    this.tries++;
+    const { serial, profile } = this.req;
+    if (this.req.tokenCode !== undefined) {
+      if (this.tries > 1) throw new StshError(reason ?? "The MFA code was refused.");
+      checkShape(this.req.tokenCode, "--token-code");
+      if (await this.guard.isReplay(serial, this.req.tokenCode)) {
+        throw new StshError(
+          "That MFA code was used in the last 90 seconds; AWS accepts a code only once.",
+          "Wait for the next code and run it again.",
+        );
+      }
+      return this.req.tokenCode;
+    }
+    if (this.req.mfaProcess) {
+      if (this.tries > 1) throw new StshError(reason ?? "The MFA code was refused.");
+      // A code just used (by another role a moment ago) is waited out, not sent again.
+      for (let waited = 0;; waited += 5) {
+        const code = await runMfaProcess(this.req.mfaProcess, profile);
+        checkShape(code, `mfa_process of profile '${profile}'`);
+        if (!(await this.guard.isReplay(serial, code))) return code;
+        if (waited >= 35) {
+          throw new StshError(`mfa_process of profile '${profile}' keeps giving a used code.`);
+        }
+        if (waited === 0) notice("waiting for the next MFA code (the last one was just used)…");
+        await new Promise((r) => setTimeout(r, 5000));
+      }
+    }
+    if (!this.req.interactive) throw new MfaNeeded(serial, profile, false);
+    this.terminal ??= openTerminal();
+    if (!this.terminal) throw new MfaNeeded(serial, profile, false);
+    const t = this.terminal;
+    if (reason) t.write(`${reason}\n`);
+    while (true) {
+      t.write(`stsh: MFA code for ${profile} (${serial}): `);
+      const code = (await t.readLine()).trim();
+      if (code === "") throw new Cancelled();
+      if (!SIX_DIGITS.test(code)) {
+        t.write("That is not six digits; type the code your authenticator shows.\n");
+        continue;
+      }
+      if (await this.guard.isReplay(serial, code)) {
+        t.write(
+          "That code was just used, and AWS accepts a code only once: wait for the next one.\n",
+        );
+        continue;
+      }
+      return code;
+    }
+  }
+
+  close() {
+    this.terminal?.close();
+    this.terminal = null;
+  }
+}

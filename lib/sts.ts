@@ -1,0 +1,254 @@
+/**
+ * The only module that touches the AWS SDK, and only when a call is really made: the SDK is
+ * imported lazily so that the hook's fast path (a cache hit) never loads it. STS errors
+ * become one sentence plus a hint.
+ */
+import type { Keys } from "./config.ts";
+import { StshError } from "./errors.ts";
+
+export interface Issued {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  expiration: Date;
+  arn?: string;
+}
+
+export interface CallTarget {
+  region: string;
+  endpoint: string;
+  credentials: Keys;
+}
+
+/** A hard deadline per call: `requestTimeout` alone only warns (sts.md §4.5). */
+function deadlineMs(env = Deno.env.toObject()): number {
+  const s = Number(env.STSH_STS_TIMEOUT);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 10_000;
+}
+
+async function client(target: CallTarget, carriesCode: boolean) {
+  const { STSClient } = await import("@aws-sdk/client-sts");
+  return new STSClient({
+    region: target.region,
+    endpoint: target.endpoint,
+    credentials: target.credentials,
+    // A retry would resend a used MFA code, which AWS refuses (sts.md §2.5).
+    maxAttempts: carriesCode ? 1 : 3,
+  });
+}
+
+async function send<T>(
+  target: CallTarget,
+  carriesCode: boolean,
+  // deno-lint-ignore no-explicit-any
+  makeCommand: (sdk: any) => any,
+  what: string,
+): Promise<T> {
+  const sdk = await import("@aws-sdk/client-sts");
+  const c = await client(target, carriesCode);
+  const ms = deadlineMs();
+  try {
+    return await c.send(makeCommand(sdk), { abortSignal: AbortSignal.timeout(ms) }) as T;
+  } catch (e) {
+    throw explain(e as Error & Record<string, unknown>, target, what, ms);
+  } finally {
+    c.destroy();
+  }
+}
+
+/** STS (or the network) said no: one sentence, and what to do about it. */
+export function explain(
+  e: Error & Record<string, unknown>,
+  target: { endpoint: string },
+  what: string,
+  ms = 10_000,
+): StshError {
+  const code = String(e.name ?? "");
+  const msg = String(e.message ?? "");
+  const say = (text: string, hint?: string) => {
+    const err = new StshError(text, hint);
+    (err as StshError & { stsCode?: string }).stsCode = code;
+    return err;
+  };
+  if (/invalid MFA one time pass code/i.test(msg)) {
+    return say(
+      `${what}: AWS refused the MFA code (wrong, expired or already used).`,
+      "Wait for the next code and try again.",
+    );
+  }
+  if (/unable to validate MFA code/i.test(msg)) {
+    return say(
+      `${what}: AWS does not know this MFA device for these keys.`,
+      "Check mfa_serial: it must be the ARN of the device assigned to the IAM user whose keys are used.",
+    );
+  }
+  if (/exceeds the MaxSessionDuration/i.test(msg)) {
+    return say(
+      `${what}: duration_seconds is longer than the role allows.`,
+      "Lower duration_seconds to the role's maximum session duration (IAM console: role > Maximum session duration; default 3600).",
+    );
+  }
+  if (/1 hour session limit for roles assumed by role chaining/i.test(msg)) {
+    return say(
+      `${what}: AWS limits a role assumed from another session to 1 hour.`,
+      "Set duration_seconds to 3600 or less for this profile.",
+    );
+  }
+  if (code === "AccessDenied" && /not authorized to perform: sts:AssumeRole/i.test(msg)) {
+    return say(
+      `${what}: AWS refused to let you assume the role (${msg.replace(/^User: /, "")}).`,
+      "If the role demands MFA, set mfa_serial on the profile (or its source profile); otherwise check the role's trust policy.",
+    );
+  }
+  if (code === "ExpiredToken") {
+    return say(
+      `${what}: the session used to call STS has expired.`,
+      "Run `stsh clear` for this profile and try again.",
+    );
+  }
+  if (code === "InvalidClientTokenId") {
+    return say(
+      `${what}: AWS does not recognise the access key.`,
+      "The keys in your credentials file may be deactivated or deleted; check them in the IAM console.",
+    );
+  }
+  if (code === "SignatureDoesNotMatch") {
+    return say(
+      `${what}: AWS says the request signature is wrong${
+        /expired/i.test(msg) ? " (your clock is off by more than 15 minutes)" : ""
+      }.`,
+      /expired/i.test(msg)
+        ? "Fix the system clock."
+        : "Check aws_secret_access_key in your credentials file.",
+    );
+  }
+  if (/throttl|rate exceeded/i.test(code + msg)) {
+    return say(`${what}: AWS is throttling STS calls.`, "Wait a few seconds and try again.");
+  }
+  if (code === "AbortError" || code === "TimeoutError" || /aborted/i.test(msg)) {
+    return say(
+      `${what}: STS at ${target.endpoint} did not answer within ${ms / 1000} s.`,
+      "Check your network (or STSH_STS_TIMEOUT).",
+    );
+  }
+  const errno = String(e.code ?? (e.cause as Record<string, unknown> | undefined)?.code ?? "");
+  if (
+    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|ECONNRESET|ETIMEDOUT/.test(
+      errno + msg,
+    ) || code === "ConnectionRefused" || e instanceof TypeError
+  ) {
+    return say(
+      `${what}: cannot reach STS at ${target.endpoint}.`,
+      "Check your network, proxy or endpoint_url.",
+    );
+  }
+  const status = (e.$metadata as { httpStatusCode?: number } | undefined)?.httpStatusCode;
+  if (status && status >= 500) {
+    return say(`${what}: STS had an internal error (${code || status}).`, "Try again shortly.");
+  }
+  return say(`${what}: ${code ? `${code}: ` : ""}${msg || "unknown error"}`);
+}
+
+function issued(
+  c: {
+    AccessKeyId?: string;
+    SecretAccessKey?: string;
+    SessionToken?: string;
+    Expiration?: Date;
+  } | undefined,
+  arn?: string,
+): Issued {
+  if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
+    throw new StshError("STS answered without credentials.");
+  }
+  return {
+    accessKeyId: c.AccessKeyId,
+    secretAccessKey: c.SecretAccessKey,
+    sessionToken: c.SessionToken,
+    expiration: c.Expiration,
+    arn,
+  };
+}
+
+export async function getSessionToken(
+  target: CallTarget,
+  p: { durationSeconds: number; serial?: string; code?: string; what: string },
+): Promise<Issued> {
+  const out = await send<{ Credentials?: Parameters<typeof issued>[0] }>(
+    target,
+    p.code !== undefined,
+    (sdk) =>
+      new sdk.GetSessionTokenCommand({
+        DurationSeconds: p.durationSeconds,
+        SerialNumber: p.code !== undefined ? p.serial : undefined,
+        TokenCode: p.code,
+      }),
+    p.what,
+  );
+  return issued(out.Credentials);
+}
+
+export async function assumeRole(
+  target: CallTarget,
+  p: {
+    roleArn: string;
+    sessionName: string;
+    externalId?: string;
+    durationSeconds?: number;
+    serial?: string;
+    code?: string;
+    what: string;
+  },
+): Promise<Issued> {
+  const out = await send<{
+    Credentials?: Parameters<typeof issued>[0];
+    AssumedRoleUser?: { Arn?: string };
+  }>(
+    target,
+    p.code !== undefined,
+    (sdk) =>
+      new sdk.AssumeRoleCommand({
+        RoleArn: p.roleArn,
+        RoleSessionName: p.sessionName,
+        ExternalId: p.externalId,
+        DurationSeconds: p.durationSeconds,
+        SerialNumber: p.code !== undefined ? p.serial : undefined,
+        TokenCode: p.code,
+      }),
+    p.what,
+  );
+  return issued(out.Credentials, out.AssumedRoleUser?.Arn);
+}
+
+/** SSO, credential_process, web identity, instance/container roles: the SDK's providers. */
+export async function sdkCredentials(
+  profile: string,
+  via: string,
+  files: { configPath: string; credentialsPath: string },
+): Promise<Keys & { expiration?: Date }> {
+  const providers = await import("@aws-sdk/credential-providers");
+  try {
+    const provider = via === "Ec2InstanceMetadata"
+      ? providers.fromInstanceMetadata({ timeout: 2000, maxRetries: 1 })
+      : via === "EcsContainer"
+      ? providers.fromContainerMetadata({ timeout: 2000, maxRetries: 1 })
+      : providers.fromIni({
+        profile,
+        filepath: files.credentialsPath,
+        configFilepath: files.configPath,
+        ignoreCache: true,
+      });
+    const c = await provider();
+    return {
+      accessKeyId: c.accessKeyId,
+      secretAccessKey: c.secretAccessKey,
+      sessionToken: c.sessionToken,
+      expiration: c.expiration,
+    };
+  } catch (e) {
+    throw new StshError(
+      `Could not get credentials for profile '${profile}' (${via}): ${(e as Error).message}`,
+      via === "sso" ? `Run \`aws sso login --profile ${profile}\` first.` : undefined,
+    );
+  }
+}
