@@ -324,7 +324,7 @@ export async function main(argv: string[]): Promise<number> {
       Deno.stderr.writeSync(
         new TextEncoder().encode(`stsh: ${e.message}${e.hint ? `\n  ${e.hint}` : ""}\n`),
       );
-      if (debug) console.error(e.stack);
+      if (debug) console.error(e.stack, e.cause ?? "");
       return e.exitCode;
     }
     Deno.stderr.writeSync(

@@ -67,7 +67,13 @@ class Resolver {
     return Date.parse(s.expiration) - this.now() > this.margin * 1000;
   }
 
-  target(credentials: Keys): CallTarget {
+  target(k: Keys): CallTarget {
+    // Only the keys: a cached session's string expiration would confuse the SDK.
+    const credentials = {
+      accessKeyId: k.accessKeyId,
+      secretAccessKey: k.secretAccessKey,
+      sessionToken: k.sessionToken,
+    };
     return { region: this.pl.region, endpoint: this.pl.endpoint, credentials };
   }
 

@@ -67,6 +67,7 @@ export function explain(
   const msg = String(e.message ?? "");
   const say = (text: string, hint?: string) => {
     const err = new StshError(text, hint);
+    err.cause = e;
     (err as StshError & { stsCode?: string }).stsCode = code;
     return err;
   };
@@ -135,7 +136,7 @@ export function explain(
   if (
     /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|ECONNRESET|ETIMEDOUT/.test(
       errno + msg,
-    ) || code === "ConnectionRefused" || e instanceof TypeError
+    ) || code === "ConnectionRefused"
   ) {
     return say(
       `${what}: cannot reach STS at ${target.endpoint}.`,

@@ -52,13 +52,16 @@ export interface Run {
   stderr: string;
 }
 
-/** Run the real stsh with exactly `env` (nothing inherited), optionally feeding stdin. */
+/**
+ * Run the real stsh with exactly `env` (nothing inherited), optionally feeding stdin. It runs
+ * in a new session (setsid), so it has no controlling terminal to ask on, as in CI.
+ */
 export async function stsh(
   args: string[],
   opts: { env: Record<string, string>; cwd?: string; stdin?: string },
 ): Promise<Run> {
-  const child = new Deno.Command(STSH, {
-    args,
+  const child = new Deno.Command("setsid", {
+    args: ["-w", STSH, ...args],
     env: opts.env,
     clearEnv: true,
     cwd: opts.cwd,
