@@ -146,7 +146,15 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
     .argument("<command...>", "the command, after --")
     .option("-t, --token-code <code>", "the current 6-digit MFA code")
     .passThroughOptions()
-    .action(async (p: string, cmd: string[], o: ResolveFlags) => {
+    .action(async (p: string, argv: string[], o: ResolveFlags) => {
+      const cmd = argv[0] === "--" ? argv.slice(1) : argv;
+      if (!cmd.length) {
+        throw new StshError(
+          "Say which command to run: stsh exec PROFILE -- CMD …",
+          undefined,
+          EXIT.refused,
+        );
+      }
       const c = await credentialsFor(p, o, debug());
       const env = Deno.env.toObject();
       for (const [k, v] of Object.entries(credentialChanges(c))) {

@@ -1,0 +1,182 @@
+/**
+ * The commands as a person uses them: the real AWS CLI reading what stsh exported and
+ * calling stsh as credential_process, the MFA question on a real terminal, exec, and the
+ * listing commands — against the STS emulator.
+ */
+import assert from "node:assert/strict";
+import { STSH } from "./support/fixture.ts";
+import { assertNoSecrets, type World, world } from "./support/world.ts";
+
+const AWS = "/usr/bin/aws";
+const haveAws = await Deno.stat(AWS).then(() => true, () => false);
+
+async function sh(w: World, script: string, stdin?: string) {
+  const child = new Deno.Command("setsid", {
+    args: ["-w", "bash", "-c", script],
+    env: { ...w.env, STSH, URL: w.emu.url },
+    clearEnv: true,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const wr = child.stdin.getWriter();
+    await wr.write(new TextEncoder().encode(stdin));
+    await wr.close();
+  }
+  const o = await child.output();
+  const d = new TextDecoder();
+  return { code: o.code, stdout: d.decode(o.stdout), stderr: d.decode(o.stderr) };
+}
+
+Deno.test({
+  name: 'the real AWS CLI signs with what `eval "$(stsh env a)"` exported',
+  ignore: !haveAws,
+  async fn() {
+    const w = await world();
+    try {
+      await w.primeCode();
+      // An AWS_PROFILE left in the environment must not win over the exported keys.
+      const r = await sh(
+        w,
+        `export AWS_PROFILE=me; eval "$("$STSH" env a)" && ${AWS} --endpoint-url "$URL" sts get-caller-identity --output text --query Arn`,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout.trim(), /^arn:aws:sts::123456789012:assumed-role\/a\/stsh-\d+$/);
+      assert.ok(w.emu.counts.GetCallerIdentity >= 1);
+    } finally {
+      await w.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "the real AWS CLI uses `credential_process = stsh credential-process a`",
+  ignore: !haveAws,
+  async fn() {
+    const w = await world();
+    try {
+      await Deno.writeTextFile(
+        w.env.AWS_CONFIG_FILE,
+        `\n[profile viastsh]\ncredential_process = ${STSH} credential-process a\nregion = us-east-1\n`,
+        { append: true },
+      );
+      await w.primeCode();
+      const r = await sh(
+        w,
+        `${AWS} --profile viastsh --endpoint-url "$URL" sts get-caller-identity --output text --query Arn`,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout.trim(), /assumed-role\/a\//);
+      const cp = await w.run(["credential-process", "a"]);
+      const j = JSON.parse(cp.stdout);
+      assert.equal(j.Version, 1);
+      assert.match(j.AccessKeyId, /^ASIA/);
+      assert.ok(Date.parse(j.Expiration) > Date.now());
+    } finally {
+      await w.close();
+    }
+  },
+});
+
+Deno.test("the MFA question is asked on the terminal, never on stdout; Ctrl-C exits 130", async () => {
+  const w = await world({ mfaProcess: false });
+  try {
+    const code = await w.emu.code(w.alice);
+    // script(1) gives stsh a real pseudo-terminal; stdout goes to a file, as in $(…).
+    const r = await sh(
+      w,
+      `script -qec '"$STSH" env a > "$HOME/out.txt"' /dev/null; echo "rc=$?"`,
+      undefined,
+    );
+    assert.match(r.stdout, /rc=130|rc=3|rc=1/); // no input at all: it must end, not hang
+    const typed = await sh(
+      w,
+      `(sleep 1; printf '${code}\\r') | script -qec '"$STSH" env a > "$HOME/out.txt"' /dev/null; echo "rc=$?"`,
+    );
+    assert.match(typed.stdout, /stsh: MFA code for a \(arn:aws:iam::123456789012:mfa\/alice\): /);
+    assert.match(typed.stdout, /rc=0/);
+    const out = await Deno.readTextFile(w.sb.path("out.txt"));
+    assert.match(out, /^export AWS_ACCESS_KEY_ID='ASIA/m);
+    assert.doesNotMatch(out, /MFA code/);
+    assertNoSecrets(typed.stdout, w.alice.secretAccessKey);
+
+    await w.run(["clear", "--all"]);
+    const ctrlc = await sh(
+      w,
+      `(sleep 1; printf '\\003') | script -qec '"$STSH" env a > "$HOME/out2.txt"' /dev/null; echo "rc=$?"`,
+    );
+    assert.match(ctrlc.stdout, /rc=130/);
+    assert.equal(await Deno.readTextFile(w.sb.path("out2.txt")), "");
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("exec runs the command with the credentials and returns its exit code", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const r = await w.run([
+      "exec",
+      "a",
+      "--",
+      "sh",
+      "-c",
+      'echo "$AWS_ACCESS_KEY_ID ${AWS_PROFILE-unset}"; exit 7',
+    ]);
+    assert.equal(r.code, 7);
+    assert.match(r.stdout, /^ASIA\w+ unset$/m);
+    const missing = await w.run(["exec", "a", "--", "no-such-command-xyz"]);
+    assert.equal(missing.code, 127);
+    assert.match(missing.stderr, /Cannot run no-such-command-xyz/);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("profiles, status and clear show sessions and time left, never secrets", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const a = await w.run(["env", "a", "--format", "json"]);
+    const secret = JSON.parse(a.stdout).SecretAccessKey;
+    const p = await w.run(["profiles"]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(
+      p.stdout,
+      /^a\s+role\s+yes\s+arn:aws:iam::123456789012:role\/a\s+\d\d:\d\d \((59|60)m\)$/m,
+    );
+    assert.match(p.stdout, /^me\s+MFA user\s+yes\s+-\s+\d\d:\d\d \(1[12]h\d\dm\)$/m);
+    assert.equal((await w.run(["profiles", "--names"])).stdout.split("\n")[0], "a");
+    const s = await w.run(["status"]);
+    assert.match(
+      s.stdout,
+      /^a\s+role\s+\d\d:\d\d\s+(59|60)m\s+arn:aws:sts::123456789012:assumed-role\/a\//m,
+    );
+    assert.match(s.stdout, /^me\s+mfa-session/m);
+    assertNoSecrets(p.stdout + s.stdout, secret, w.alice.secretAccessKey);
+    const c = await w.run(["clear", "a"]);
+    assert.match(c.stderr, /forgot 1 cached session\./);
+    assert.doesNotMatch((await w.run(["status"])).stdout, /^a\s/m);
+    assert.equal((await w.run(["clear"])).code, 2);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("--help has examples and exit codes; bad usage exits 2", async () => {
+  const w = await world();
+  try {
+    const h = await w.run(["--help"]);
+    assert.equal(h.code, 0);
+    assert.match(h.stdout, /Examples:[\s\S]*eval "\$\(stsh env prod\)"/);
+    assert.match(h.stdout, /Exit codes: 0 ok, 1 error, 2 bad usage/);
+    assert.match((await w.run(["--version"])).stdout, /^\d+\.\d+\.\d+\n$/);
+    assert.equal((await w.run(["env", "a", "--format", "yaml"])).code, 2);
+    assert.equal((await w.run(["frobnicate"])).code, 2);
+    assert.equal((await w.run(["env", "$(touch x)"])).code, 2);
+  } finally {
+    await w.close();
+  }
+});
