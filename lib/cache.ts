@@ -3,8 +3,7 @@
  * a temp file and renamed, each guarded by a lock file so that concurrent resolves of the
  * same session make one STS call. Long-term keys never reach this module.
  */
-import { join } from "node:path";
-import { cacheDir, isWindows, privateDir, sha256Hex } from "./paths.ts";
+import { cacheDir, isWindows, join, privateDir, sha256Hex } from "./paths.ts";
 
 export interface Session {
   accessKeyId: string;
@@ -19,6 +18,12 @@ export interface Session {
   arn?: string;
   /** Whether this session carries MFA (so a role assumed from it satisfies MFA trust). */
   mfa: boolean;
+}
+
+export interface IndexEntry {
+  stamp: string;
+  key: string;
+  region: string;
 }
 
 export interface Entry extends Session {
@@ -102,6 +107,47 @@ export class Cache {
     }
   }
 
+  private get indexFile() {
+    return join(this.dir, "index.json");
+  }
+
+  private async readIndex(): Promise<Record<string, IndexEntry>> {
+    try {
+      const o = JSON.parse(await Deno.readTextFile(this.indexFile));
+      return o && typeof o === "object" ? o : {};
+    } catch {
+      return {};
+    }
+  }
+
+  /**
+   * Remember which session a profile resolved to under a config stamp (see configStamp),
+   * so the next resolve can read it without parsing the AWS config or loading the engine.
+   * Holds only file keys and regions: nothing secret.
+   */
+  async rememberTarget(profile: string, entry: IndexEntry): Promise<void> {
+    const index = await this.readIndex();
+    index[profile] = entry;
+    await privateDir(this.dir);
+    const tmp = `${this.indexFile}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify(index) + "\n", { mode: 0o600 });
+    await Deno.rename(tmp, this.indexFile);
+  }
+
+  /** The profile's last session, if the config is unchanged and it is still fresh. */
+  async quick(
+    profile: string,
+    stamp: string,
+    fresh: (s: Session) => boolean,
+  ): Promise<{ session: Session; region: string } | null> {
+    const e = (await this.readIndex())[profile];
+    if (!e || e.stamp !== stamp || typeof e.key !== "string" || !/^[0-9a-f]{40}$/.test(e.key)) {
+      return null;
+    }
+    const session = await this.read(e.key);
+    return session && fresh(session) ? { session, region: e.region } : null;
+  }
+
   async remove(key: string): Promise<boolean> {
     try {
       await Deno.remove(this.file(key));
@@ -117,7 +163,7 @@ export class Cache {
     const out: Entry[] = [];
     try {
       for await (const e of Deno.readDir(this.dir)) {
-        if (!e.isFile || !e.name.endsWith(".json")) continue;
+        if (!e.isFile || !/^[0-9a-f]{40}\.json$/.test(e.name)) continue;
         const key = e.name.slice(0, -5);
         const s = await this.read(key);
         if (s) out.push({ ...s, key, file: this.file(key) });

@@ -19,7 +19,7 @@ import {
 } from "./formats.ts";
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
 import { notice } from "./tty.ts";
-import { join, resolve as resolvePath } from "node:path";
+import { join, resolvePath } from "./paths.ts";
 
 const out = (text: string) => {
   const bytes = new TextEncoder().encode(text);

@@ -59,7 +59,7 @@ export interface Plan {
   endpoint: string;
 }
 
-export const PROFILE_NAME = /^[A-Za-z0-9._@+-]{1,64}$/;
+export { PROFILE_NAME } from "./paths.ts";
 const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/;
 const SERIAL = /^[\w+=\/:,.@-]{9,256}$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;

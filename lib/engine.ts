@@ -15,6 +15,7 @@ import {
   sdkCredentials,
 } from "./sts.ts";
 import { notice } from "./tty.ts";
+import { configStamp, refreshMargin } from "./paths.ts";
 
 export interface Credentials {
   accessKeyId: string;
@@ -39,12 +40,6 @@ export interface ResolveOptions {
   log?: (message: string) => void;
 }
 
-/** Seconds before expiry at which credentials count as expired. */
-export function refreshMargin(env: Record<string, string> = Deno.env.toObject()): number {
-  const v = Number(env.STSH_REFRESH_MARGIN);
-  return env.STSH_REFRESH_MARGIN !== undefined && Number.isFinite(v) && v >= 0 ? v : 600;
-}
-
 const CHAIN_CAP = 3600;
 
 class Resolver {
@@ -54,6 +49,8 @@ class Resolver {
   readonly margin: number;
   readonly log: (m: string) => void;
   codes?: CodeSource;
+  /** The cache key of the session run() returned last. */
+  lastKey?: string;
 
   constructor(readonly pl: Plan, readonly config: Config, readonly opts: ResolveOptions) {
     this.env = opts.env ?? Deno.env.toObject();
@@ -112,6 +109,7 @@ class Resolver {
     label: string,
     mint: () => Promise<Session>,
   ): Promise<Session> {
+    this.lastKey = key;
     const quick = await this.cache.read(key);
     if (quick && this.fresh(quick)) {
       this.log(`cache hit: ${label} until ${quick.expiration}`);
@@ -287,9 +285,19 @@ function toSession(got: Issued, kind: Session["kind"], profile: string, mfa: boo
 export async function resolve(profile: string, opts: ResolveOptions): Promise<Credentials> {
   const env = opts.env ?? Deno.env.toObject();
   const config = opts.config ?? await loadConfig(env);
-  const r = new Resolver(plan(config, profile, env), config, { ...opts, env });
+  const pl = plan(config, profile, env);
+  const r = new Resolver(pl, config, { ...opts, env });
   try {
-    return await r.run();
+    const creds = await r.run();
+    // Keys-based chains depend only on the files and env in the stamp: remember the result.
+    if (pl.base.kind === "keys" && r.lastKey && !opts.noSession && !pl.base.keys.sessionToken) {
+      await r.cache.rememberTarget(profile, {
+        stamp: await configStamp(env),
+        key: r.lastKey,
+        region: pl.region,
+      });
+    }
+    return creds;
   } finally {
     r.codes?.close();
     for (const w of r.cache.warnings) notice(w);

@@ -2,9 +2,6 @@
  * The decision the shell hooks ask for (shell/PROTOCOL.md): given the working directory and
  * the shell's environment, what to set and what to restore.
  */
-import { loadConfig, PROFILE_NAME } from "./config.ts";
-import { resolve } from "./engine.ts";
-import { refreshMargin } from "./engine.ts";
 import { Cancelled, EXIT, MfaNeeded, StshError } from "./errors.ts";
 import {
   AWS_VARS,
@@ -15,6 +12,8 @@ import {
 } from "./formats.ts";
 import { findTag, inspectTag, TrustStore } from "./trust.ts";
 import { notice } from "./tty.ts";
+import { configStamp, PROFILE_NAME, refreshMargin } from "./paths.ts";
+import { Cache } from "./cache.ts";
 
 export interface HookRequest {
   cwd: string;
@@ -126,6 +125,27 @@ export async function decide(req: HookRequest): Promise<HookResult> {
 
   const activate = async (profile: string, root: string, pinned: boolean) => {
     const userEnv = state.userEnv();
+    const margin = refreshMargin(userEnv) * 1000;
+    const quick = await new Cache(userEnv).quick(
+      profile,
+      await configStamp(userEnv),
+      (s) => Date.parse(s.expiration) - now() > margin,
+    );
+    if (quick) {
+      req.log?.(`cache hit without parsing the config: ${profile}`);
+      const { session: s, region } = quick;
+      return state.activate(profile, root, pinned, {
+        ...s,
+        expiration: new Date(s.expiration),
+        region,
+      });
+    }
+    // Loaded only now: the AWS config parser and the engine are the slow part of start-up,
+    // and the paths without a trusted tag or with a warm cache never need them.
+    const [{ loadConfig }, { resolve }] = await Promise.all([
+      import("./config.ts"),
+      import("./engine.ts"),
+    ]);
     const config = await loadConfig(userEnv);
     if (!config.profiles.has(profile)) return null;
     const creds = await resolve(profile, {

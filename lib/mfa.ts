@@ -4,9 +4,8 @@
  * last 90 s for the same device is refused here, because AWS refuses a reused code and the
  * person would lose a try.
  */
-import { join } from "node:path";
 import { Cancelled, MfaNeeded, StshError } from "./errors.ts";
-import { mfaDir, privateDir, sha256Hex } from "./paths.ts";
+import { join, mfaDir, privateDir, sha256Hex } from "./paths.ts";
 import { notice, openTerminal, type Terminal } from "./tty.ts";
 
 export const REPLAY_WINDOW_MS = 90_000;

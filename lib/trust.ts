@@ -3,10 +3,17 @@
  * `stsh allow` records sha256(realpath + "\n" + content), so any edit needs a new allow;
  * `stsh deny` is keyed by path alone. Tags that others could have written are refused.
  */
-import { dirname, join, resolve } from "node:path";
-import { PROFILE_NAME } from "./config.ts";
 import { StshError } from "./errors.ts";
-import { isWindows, privateDir, sha256Hex, trustDir } from "./paths.ts";
+import {
+  dirname,
+  isWindows,
+  join,
+  privateDir,
+  PROFILE_NAME,
+  resolvePath as resolve,
+  sha256Hex,
+  trustDir,
+} from "./paths.ts";
 
 export const TAG_FILE = ".aws-profile";
 

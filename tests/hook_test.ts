@@ -1,0 +1,177 @@
+/**
+ * `stsh hook SHELL`, the binary's half of shell/PROTOCOL.md, through the real stsh against
+ * the STS emulator: statuses, change sets, restore, pinning, and the warm-cache path.
+ */
+import assert from "node:assert/strict";
+import { parseExports, stsh } from "./support/fixture.ts";
+import { type World, world } from "./support/world.ts";
+
+/** Apply a change set to an environment, as `eval` would. */
+function apply(env: Record<string, string>, changes: Record<string, string | null>) {
+  const out = { ...env };
+  for (const [k, v] of Object.entries(changes)) v === null ? delete out[k] : (out[k] = v);
+  return out;
+}
+
+async function hook(_w: World, env: Record<string, string>, cwd: string, ...flags: string[]) {
+  // Exactly `env`: a variable the change set unset must really be absent in the next run.
+  const r = await stsh(["hook", "bash", ...flags], { env, cwd });
+  return { ...r, changes: parseExports(r.stdout) };
+}
+
+async function tagged(w: World, profile: string, dir: string, trust = true) {
+  await Deno.mkdir(w.sb.path(dir), { recursive: true });
+  if (trust) assert.equal((await w.run(["tag", profile, w.sb.path(dir)])).code, 0);
+  else await w.sb.write(`${dir}/.aws-profile`, profile + "\n", 0o644);
+  return w.sb.path(dir);
+}
+
+Deno.test("hook: enter, stay, switch, leave — statuses and change sets", async () => {
+  const w = await world({ mfaProcess: false });
+  try {
+    const a = await tagged(w, "a", "work/a");
+    const b = await tagged(w, "b", "work/a/nested-b");
+    const home = w.sb.home;
+    let env: Record<string, string> = {
+      ...w.env,
+      AWS_PROFILE: "mine",
+      AWS_ACCESS_KEY_ID: "AKIAUSERSOWNKEY00000",
+    };
+
+    const none = await hook(w, env, home);
+    assert.equal(none.code, 0);
+    assert.deepEqual(none.changes, {});
+
+    // No code source and no --prompt: status 4, nothing set.
+    const need = await hook(w, env, a);
+    assert.equal(need.code, 4);
+    assert.deepEqual(need.changes, {});
+    // --prompt but no terminal: status 3, never a hang.
+    assert.equal((await hook(w, env, a, "--prompt")).code, 3);
+
+    // Give the code through the config's mfa_process, as a person's 1Password would.
+    await Deno.writeTextFile(
+      w.env.AWS_CONFIG_FILE,
+      (await Deno.readTextFile(w.env.AWS_CONFIG_FILE)).replace(
+        "[profile a]",
+        `[profile a]\nmfa_process = cat ${w.codeFile}`,
+      ),
+    );
+    await w.primeCode();
+    const on = await hook(w, env, a);
+    assert.equal(on.code, 0, on.stderr);
+    assert.match(on.changes.AWS_ACCESS_KEY_ID!, /^ASIA/);
+    assert.equal(on.changes.AWS_PROFILE, null);
+    assert.equal(on.changes.STSH_PROFILE, "a");
+    assert.equal(on.changes.STSH_ROOT, a);
+    assert.ok(Number(on.changes.STSH_EXPIRES) > Date.now() / 1000 + 3000);
+    env = apply(env, on.changes);
+
+    // Unchanged: nothing to do.
+    const stay = await hook(w, env, a);
+    assert.equal(stay.code, 0);
+    assert.deepEqual(stay.changes, {});
+
+    // A nested tag for another role that shares the source: switches, no new code.
+    const sw = await hook(w, env, b);
+    assert.equal(sw.code, 0, sw.stderr);
+    assert.equal(sw.changes.STSH_PROFILE, "b");
+    assert.notEqual(sw.changes.AWS_ACCESS_KEY_ID, env.AWS_ACCESS_KEY_ID);
+    assert.equal(w.emu.counts.GetSessionToken, 1);
+    env = apply(env, sw.changes);
+
+    // Leaving restores exactly what was there before.
+    const off = await hook(w, env, home);
+    assert.equal(off.code, 0);
+    env = apply(env, off.changes);
+    assert.equal(env.AWS_PROFILE, "mine");
+    assert.equal(env.AWS_ACCESS_KEY_ID, "AKIAUSERSOWNKEY00000");
+    for (const k of ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "STSH_PROFILE", "STSH_PREV"]) {
+      assert.equal(env[k], undefined, k);
+    }
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("hook: untrusted, denied and hostile tags: status 2, no credentials, no code asked", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const dir = await tagged(w, "a", "untrusted", false);
+    const r = await hook(w, w.env, dir);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /asks for 'a': run `stsh allow` to trust it/);
+    assert.deepEqual(r.changes, {});
+    assert.equal((await hook(w, w.env, dir, "--quiet")).stderr, "");
+    assert.equal(await w.codeRequests(), 0);
+    assert.equal((await w.run(["allow"], { cwd: dir })).code, 0);
+    assert.equal((await hook(w, w.env, dir)).code, 0);
+    // An edit needs a new allow.
+    await Deno.writeTextFile(`${dir}/.aws-profile`, "b\n");
+    assert.equal((await hook(w, w.env, dir)).code, 2);
+    assert.equal((await w.run(["deny"], { cwd: dir })).code, 0);
+    assert.match((await hook(w, w.env, dir)).stderr, /is denied/);
+    const evil = await tagged(w, "$(touch PWNED)", "evil", false);
+    const e = await hook(w, w.env, evil);
+    assert.equal(e.code, 2);
+    assert.match(e.stderr, /does not hold one profile name/);
+    assert.equal((await w.run(["allow"], { cwd: evil })).code, 2);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("hook: a warm cache skips the config parser, but an edited config is read again", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const dir = await tagged(w, "a", "proj");
+    const first = await hook(w, w.env, dir);
+    assert.equal(first.code, 0, first.stderr);
+    const warm = await w.run(["hook", "bash", "--debug"], { env: w.env, cwd: dir });
+    assert.match(warm.stderr, /cache hit without parsing the config: a/);
+    assert.equal(parseExports(warm.stdout).AWS_ACCESS_KEY_ID, first.changes.AWS_ACCESS_KEY_ID);
+    // Point profile a at role b: the next hook must see it, not the remembered session.
+    const cfg = await Deno.readTextFile(w.env.AWS_CONFIG_FILE);
+    await Deno.writeTextFile(
+      w.env.AWS_CONFIG_FILE,
+      cfg.replace(
+        `role_arn = ${w.roles.a.arn}\nsource_profile = me`,
+        `role_arn = ${w.roles.b.arn}\nsource_profile = me`,
+      ),
+    );
+    const after = await w.run(["hook", "bash", "--debug"], { env: w.env, cwd: dir });
+    assert.doesNotMatch(after.stderr, /without parsing/);
+    const exp = await w.run(["env", "a", "--format", "json"]);
+    assert.match(JSON.parse(exp.stdout).Arn, /assumed-role\/b\//);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("hook: assume pins over tags; unassume restores", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const dir = await tagged(w, "b", "proj");
+    let env: Record<string, string> = { ...w.env, AWS_REGION: "eu-north-1" };
+    const pin = await hook(w, env, w.sb.home, "--assume", "a", "--prompt");
+    assert.equal(pin.code, 0, pin.stderr);
+    assert.equal(pin.changes.STSH_PINNED, "1");
+    assert.equal(pin.changes.STSH_ROOT, "");
+    env = apply(env, pin.changes);
+    const inTag = await hook(w, env, dir);
+    assert.deepEqual(inTag.changes, {}, "the pinned profile stays in a tagged directory");
+    const cur = await w.run(["current"], { env });
+    assert.match(cur.stdout, /^a \(assumed\): (59|60)m left, until \d\d:\d\d$/m);
+    const off = await hook(w, env, dir, "--unassume");
+    env = apply(env, off.changes);
+    assert.equal(env.STSH_PROFILE, undefined);
+    assert.equal(env.AWS_REGION, "eu-north-1");
+    assert.equal(env.AWS_ACCESS_KEY_ID, undefined);
+    assert.equal((await hook(w, env, dir, "--assume", "bad name")).code, 2);
+  } finally {
+    await w.close();
+  }
+});
