@@ -113,3 +113,67 @@ Deno.test("role chain: each link in order, from one code", async () => {
     await w.close();
   }
 });
+
+Deno.test("keys without MFA go through a session; --no-session passes them through", async () => {
+  const w = await world();
+  try {
+    const s = await w.run(["env", "robot", "--format", "json"]);
+    assert.equal(s.code, 0, s.stderr);
+    const j = JSON.parse(s.stdout);
+    assert.match(j.AccessKeyId, /^ASIA/);
+    assert.ok(j.SessionToken && j.Expiration);
+    assert.equal(w.emu.counts.GetSessionToken, 1);
+    const raw = await w.run(["env", "robot", "--format", "json", "--no-session"]);
+    assert.equal(JSON.parse(raw.stdout).AccessKeyId, w.plain.accessKeyId);
+    assert.equal(JSON.parse(raw.stdout).SessionToken, undefined);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("credential_source = Environment and a credential_process source both assume roles", async () => {
+  const w = await world();
+  try {
+    const proc = JSON.stringify({
+      Version: 1,
+      AccessKeyId: w.plain.accessKeyId,
+      SecretAccessKey: w.plain.secretAccessKey,
+    });
+    await Deno.writeTextFile(
+      w.env.AWS_CONFIG_FILE,
+      `
+[profile fromenv]
+role_arn = ${w.roles.open.arn}
+credential_source = Environment
+
+[profile proc]
+credential_process = echo '${proc}'
+
+[profile viaproc]
+role_arn = ${w.roles.open.arn}
+source_profile = proc
+`,
+      { append: true },
+    );
+    const env = {
+      AWS_ACCESS_KEY_ID: w.plain.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: w.plain.secretAccessKey,
+    };
+    const e = await w.run(["env", "fromenv", "--format", "json"], { env });
+    assert.equal(e.code, 0, e.stderr);
+    assert.match(JSON.parse(e.stdout).Arn, /assumed-role\/open\//);
+    const missing = await w.run(["env", "fromenv"]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /credential_source = Environment, but AWS_ACCESS_KEY_ID/);
+    const p = await w.run(["env", "viaproc", "--format", "json"]);
+    assert.equal(p.code, 0, p.stderr);
+    assert.match(JSON.parse(p.stdout).Arn, /assumed-role\/open\//);
+    const calls = w.emu.calls.filter((c) => c.action === "AssumeRole" && c.status === 200);
+    assert.ok(
+      calls.every((c) => c.accessKeyId === w.plain.accessKeyId),
+      "signed with robot's keys",
+    );
+  } finally {
+    await w.close();
+  }
+});
