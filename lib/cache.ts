@@ -18,6 +18,22 @@ export interface Session {
   arn?: string;
   /** Whether this session carries MFA (so a role assumed from it satisfies MFA trust). */
   mfa: boolean;
+  /** ISO 8601 UTC: when it was issued (absent in files from older versions). */
+  issued?: string;
+}
+
+/**
+ * Is a session good for `marginSeconds` more? The margin is capped at half the session's
+ * lifetime, so credentials that AWS issues shorter than the margin are not "expired" the
+ * moment they arrive (which would cost an STS call on every use).
+ */
+export function isFresh(s: Session, nowMs: number, marginSeconds: number): boolean {
+  const exp = Date.parse(s.expiration);
+  const issued = s.issued ? Date.parse(s.issued) : NaN;
+  const margin = Number.isFinite(issued)
+    ? Math.min(marginSeconds * 1000, (exp - issued) / 2)
+    : marginSeconds * 1000;
+  return exp - nowMs > margin;
 }
 
 export interface IndexEntry {

@@ -3,7 +3,7 @@
  * when no live MFA session can be used. One GetSessionToken with MFA per source keys and
  * device serves every role that uses them; role credentials are re-minted from it silently.
  */
-import { Cache, cacheKey, type Session } from "./cache.ts";
+import { Cache, cacheKey, isFresh, type Session } from "./cache.ts";
 import { type Config, type Keys, loadConfig, type Plan, plan, type Profile } from "./config.ts";
 import { StshError } from "./errors.ts";
 import { CodeSource } from "./mfa.ts";
@@ -60,8 +60,8 @@ class Resolver {
     this.log = opts.log ?? (() => {});
   }
 
-  fresh(s: { expiration: string }): boolean {
-    return Date.parse(s.expiration) - this.now() > this.margin * 1000;
+  fresh(s: Session): boolean {
+    return isFresh(s, this.now(), this.margin);
   }
 
   target(k: Keys): CallTarget {
@@ -166,6 +166,7 @@ class Resolver {
         serial ? "mfa-session" : "session",
         this.pl.base.profile.name,
         !!serial,
+        this.now(),
       );
     });
   }
@@ -208,7 +209,7 @@ class Resolver {
       const got = serial
         ? await this.withCode((code) => assumeRole(this.target(creds), { ...p, serial, code }))
         : await assumeRole(this.target(creds), p);
-      return toSession(got, "role", role.name, false);
+      return toSession(got, "role", role.name, false, this.now());
     });
   }
 
@@ -268,8 +269,15 @@ class Resolver {
   }
 }
 
-function toSession(got: Issued, kind: Session["kind"], profile: string, mfa: boolean): Session {
+function toSession(
+  got: Issued,
+  kind: Session["kind"],
+  profile: string,
+  mfa: boolean,
+  nowMs: number,
+): Session {
   return {
+    issued: new Date(nowMs).toISOString().replace(/\.\d{3}Z$/, "Z"),
     accessKeyId: got.accessKeyId,
     secretAccessKey: got.secretAccessKey,
     sessionToken: got.sessionToken,

@@ -12,8 +12,8 @@ import {
 } from "./formats.ts";
 import { findTag, inspectTag, TrustStore } from "./trust.ts";
 import { notice } from "./tty.ts";
-import { configStamp, PROFILE_NAME, refreshMargin } from "./paths.ts";
-import { Cache } from "./cache.ts";
+import { configStamp, isAbsolute, PROFILE_NAME, refreshMargin } from "./paths.ts";
+import { Cache, isFresh } from "./cache.ts";
 
 export interface HookRequest {
   cwd: string;
@@ -125,11 +125,11 @@ export async function decide(req: HookRequest): Promise<HookResult> {
 
   const activate = async (profile: string, root: string, pinned: boolean) => {
     const userEnv = state.userEnv();
-    const margin = refreshMargin(userEnv) * 1000;
+    const margin = refreshMargin(userEnv);
     const quick = await new Cache(userEnv).quick(
       profile,
       await configStamp(userEnv),
-      (s) => Date.parse(s.expiration) - now() > margin,
+      (s) => isFresh(s, now(), margin),
     );
     if (quick) {
       req.log?.(`cache hit without parsing the config: ${profile}`);
@@ -234,7 +234,7 @@ export async function hookMain(args: string[]): Promise<number> {
   const [shell, ...rest] = args;
   const fmt = HOOK_FORMATS[shell];
   const req: HookRequest = {
-    cwd: Deno.cwd(),
+    cwd: await logicalCwd(),
     env: Deno.env.toObject(),
     prompt: false,
     quiet: false,
@@ -259,6 +259,21 @@ export async function hookMain(args: string[]): Promise<number> {
     notice(e.message + (e.hint ? ` ${e.hint}` : ""));
     return e.exitCode;
   }
+}
+
+/**
+ * The directory as the shell sees it: `$PWD` when it names the working directory (so a
+ * tag above a symlink is found as the hook's own walk finds it), else the physical one.
+ * A stale `$PWD` (pwsh does not maintain it) fails the check and is ignored.
+ */
+async function logicalCwd(): Promise<string> {
+  const physical = Deno.cwd();
+  const pwd = Deno.env.get("PWD");
+  if (!pwd || !isAbsolute(pwd) || pwd === physical) return physical;
+  try {
+    if ((await Deno.realPath(pwd)) === (await Deno.realPath(physical))) return pwd;
+  } catch { /* fall back */ }
+  return physical;
 }
 
 function usage(): number {

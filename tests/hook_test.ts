@@ -175,3 +175,26 @@ Deno.test("hook: assume pins over tags; unassume restores", async () => {
     await w.close();
   }
 });
+
+Deno.test("hook: a tag above a symlinked directory is found the way the shell walks ($PWD)", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const dir = await tagged(w, "a", "logical");
+    await Deno.mkdir(w.sb.path("elsewhere/real"), { recursive: true });
+    await Deno.symlink(w.sb.path("elsewhere/real"), `${dir}/link`);
+    const logical = `${dir}/link`;
+    // The process's physical cwd is elsewhere/real (no tag above it); $PWD says logical/link.
+    const r = await stsh(["hook", "bash"], { env: { ...w.env, PWD: logical }, cwd: logical });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(parseExports(r.stdout).STSH_PROFILE, "a");
+    // A stale $PWD that is not the working directory is ignored.
+    const stale = await stsh(["hook", "bash"], {
+      env: { ...w.env, PWD: dir },
+      cwd: w.sb.path("elsewhere/real"),
+    });
+    assert.equal(stale.stdout, "");
+  } finally {
+    await w.close();
+  }
+});
