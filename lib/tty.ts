@@ -1,7 +1,8 @@
 /**
  * Talking to the person while stdout is captured by a shell hook. Questions go to the
- * controlling terminal (`/dev/tty`; Windows `CONIN$`/`CONOUT$`), else to stderr with stdin
- * when stdin is a terminal. Deno's prompt() writes to stdout and is never used.
+ * controlling terminal (`/dev/tty` through /bin/sh; Windows `CONIN$`/`CONOUT$`), else to
+ * stderr with stdin when both are terminals. Deno's prompt() writes to stdout and is never
+ * used.
  * This is the only module that touches the terminal.
  */
 import { Cancelled } from "./errors.ts";
@@ -66,23 +67,80 @@ class TtyTerminal implements Terminal {
   }
 }
 
+/**
+ * The controlling terminal through `/bin/sh`. Deno opens `/dev/tty` only with --allow-all,
+ * which stsh does not ask for; a shell started with --allow-run may open it, and a question
+ * on the terminal itself still shows when stdout and stderr are both captured (a hook that
+ * collects stderr, an SDK running `stsh credential-process`).
+ */
+class ShTerminal implements Terminal {
+  write(text: string) {
+    new Deno.Command("/bin/sh", {
+      args: ["-c", 'printf "%s" "$1" > /dev/tty', "sh", text],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
+  }
+
+  async readLine(): Promise<string> {
+    const child = new Deno.Command("/bin/sh", {
+      args: ["-c", 'IFS= read -r line < /dev/tty && printf "%s" "$line"'],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    // Ctrl-C reaches the whole foreground process group: the shell reading the line dies
+    // of it, and this process, listening, turns it into a clean exit 130.
+    let interrupted = false;
+    const onInt = () => {
+      interrupted = true;
+      try {
+        child.kill("SIGINT");
+      } catch { /* already gone */ }
+    };
+    Deno.addSignalListener("SIGINT", onInt);
+    try {
+      const out = await child.output();
+      if (interrupted || !out.success) {
+        this.write("\n");
+        throw new Cancelled();
+      }
+      return dec.decode(out.stdout);
+    } finally {
+      Deno.removeSignalListener("SIGINT", onInt);
+    }
+  }
+
+  close() {}
+}
+
 /** The person's terminal, or null when there is none to ask on. */
 export function openTerminal(): Terminal | null {
-  try {
-    if (isWindows) {
+  if (!isWindows) {
+    try {
+      const probe = new Deno.Command("/bin/sh", {
+        args: ["-c", ": < /dev/tty"],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+      }).outputSync();
+      if (probe.success) return new ShTerminal();
+    } catch { /* no /bin/sh: fall through */ }
+  } else {
+    try {
       const input = Deno.openSync("CONIN$", { read: true, write: true });
       const output = Deno.openSync("CONOUT$", { read: true, write: true });
       return new TtyTerminal(input, output, () => {
         input.close();
         output.close();
       });
-    }
-    const tty = Deno.openSync("/dev/tty", { read: true, write: true });
-    return new TtyTerminal(tty, tty, () => tty.close());
-  } catch {
-    if (Deno.stdin.isTerminal()) return new TtyTerminal(Deno.stdin, Deno.stderr, () => {});
-    return null;
+    } catch { /* fall through */ }
   }
+  if (Deno.stdin.isTerminal() && Deno.stderr.isTerminal()) {
+    return new TtyTerminal(Deno.stdin, Deno.stderr, () => {});
+  }
+  return null;
 }
 
 /** Colour only on a terminal and never with NO_COLOR. */

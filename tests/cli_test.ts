@@ -79,11 +79,12 @@ Deno.test({
   },
 });
 
-Deno.test("the MFA question is asked on the terminal, never on stdout; Ctrl-C exits 130", async () => {
+Deno.test("the MFA question is asked on the terminal itself, never on stdout or stderr; Ctrl-C exits 130", async () => {
   const w = await world({ mfaProcess: false });
   try {
     const code = await w.emu.code(w.alice);
-    // script(1) gives stsh a real pseudo-terminal; stdout goes to a file, as in $(…).
+    // script(1) gives stsh a real pseudo-terminal as its controlling terminal; stdin, stdout
+    // and stderr all go elsewhere, as when an SDK runs `stsh credential-process`.
     const r = await sh(
       w,
       `script -qec '"$STSH" env a > "$HOME/out.txt"' /dev/null; echo "rc=$?"`,
@@ -92,19 +93,20 @@ Deno.test("the MFA question is asked on the terminal, never on stdout; Ctrl-C ex
     assert.match(r.stdout, /rc=130|rc=3|rc=1/); // no input at all: it must end, not hang
     const typed = await sh(
       w,
-      `(sleep 1; printf '${code}\\r') | script -qec '"$STSH" env a > "$HOME/out.txt"' /dev/null; echo "rc=$?"`,
+      `(sleep 1; printf '${code}\\r') | script -qec '"$STSH" env a < /dev/null 2> "$HOME/err.txt" > "$HOME/out.txt"' /dev/null; echo "rc=$?"`,
     );
     assert.match(typed.stdout, /stsh: MFA code for a \(arn:aws:iam::123456789012:mfa\/alice\): /);
     assert.match(typed.stdout, /rc=0/);
     const out = await Deno.readTextFile(w.sb.path("out.txt"));
     assert.match(out, /^export AWS_ACCESS_KEY_ID='ASIA/m);
     assert.doesNotMatch(out, /MFA code/);
+    assert.doesNotMatch(await Deno.readTextFile(w.sb.path("err.txt")), /MFA code/);
     assertNoSecrets(typed.stdout, w.alice.secretAccessKey);
 
     await w.run(["clear", "--all"]);
     const ctrlc = await sh(
       w,
-      `(sleep 1; printf '\\003') | script -qec '"$STSH" env a > "$HOME/out2.txt"' /dev/null; echo "rc=$?"`,
+      `(sleep 1; printf '\\003') | script -qec '"$STSH" env a < /dev/null 2>/dev/null > "$HOME/out2.txt"' /dev/null; echo "rc=$?"`,
     );
     assert.match(ctrlc.stdout, /rc=130/);
     assert.equal(await Deno.readTextFile(w.sb.path("out2.txt")), "");
