@@ -109,13 +109,13 @@ class Resolver {
     label: string,
     mint: () => Promise<Session>,
   ): Promise<Session> {
-    this.lastKey = key;
     const quick = await this.cache.read(key);
     if (quick && this.fresh(quick)) {
       this.log(`cache hit: ${label} until ${quick.expiration}`);
+      this.lastKey = key;
       return quick;
     }
-    return await this.cache.withLock(key, async () => {
+    const s = await this.cache.withLock(key, async () => {
       const again = await this.cache.read(key);
       if (again && this.fresh(again)) {
         this.log(`cache hit after waiting: ${label}`);
@@ -126,6 +126,8 @@ class Resolver {
       await this.cache.write(key, s);
       return s;
     }, () => notice(`waiting for MFA in another terminal (${label})…`));
+    this.lastKey = key; // after any session minted inside, so the outermost one is last
+    return s;
   }
 
   async baseKeys(): Promise<Keys & { expiration?: Date }> {
@@ -175,7 +177,13 @@ class Resolver {
     role: Profile,
     source: () => Promise<Keys>,
     sourceId: string,
-    opts: { chained: boolean; withCode: boolean; note?: string },
+    opts: {
+      chained: boolean;
+      withCode: boolean;
+      note?: string;
+      /** A new source when STS refuses the cached one (expired early, or revoked). */
+      renewSource?: () => Promise<Keys>;
+    },
   ): Promise<Session> {
     let duration = role.durationSeconds;
     if (opts.chained && duration !== undefined && duration > CHAIN_CAP) {
@@ -206,9 +214,17 @@ class Resolver {
       };
       const creds = await source();
       if (opts.note) notice(opts.note);
-      const got = serial
-        ? await this.withCode((code) => assumeRole(this.target(creds), { ...p, serial, code }))
-        : await assumeRole(this.target(creds), p);
+      let got: Issued;
+      try {
+        got = serial
+          ? await this.withCode((code) => assumeRole(this.target(creds), { ...p, serial, code }))
+          : await assumeRole(this.target(creds), p);
+      } catch (e) {
+        const code = (e as { stsCode?: string }).stsCode ?? "";
+        if (!opts.renewSource || !/^(ExpiredToken|InvalidClientTokenId)$/.test(code)) throw e;
+        notice("STS refused the cached MFA session (expired or revoked); starting a new one.");
+        got = await assumeRole(this.target(await opts.renewSource()), p);
+      }
       return toSession(got, "role", role.name, false, this.now());
     });
   }
@@ -244,6 +260,7 @@ class Resolver {
       let chained = i > 0 || !longTerm;
       let withCode = false;
       let note: string | undefined;
+      let renewSource: (() => Promise<Keys>) | undefined;
       if (i === 0 && pl.mfaSerial) {
         const direct = !longTerm ||
           (pl.roles.length === 1 && (role.durationSeconds ?? 3600) > CHAIN_CAP);
@@ -254,13 +271,19 @@ class Resolver {
               `profile '${role.name}' asks for ${role.durationSeconds} s; AWS caps roles assumed from an MFA session at 1 h, so it is assumed directly with an MFA code (one code per ${role.durationSeconds} s role session).`;
           }
         } else {
-          const s = await this.userSession(b.kind === "keys" ? b.keys : await this.baseKeys());
+          const keys = b.kind === "keys" ? b.keys : await this.baseKeys();
+          const s = await this.userSession(keys);
+          const sessionKey = this.lastKey!;
           source = () => Promise.resolve(s);
+          renewSource = async () => {
+            await this.cache.remove(sessionKey);
+            return await this.userSession(keys);
+          };
           sourceId = `mfa:${sourceId}:${pl.mfaSerial}`;
           chained = true;
         }
       }
-      last = await this.assume(role, source, sourceId, { chained, withCode, note });
+      last = await this.assume(role, source, sourceId, { chained, withCode, note, renewSource });
       const s = last;
       source = () => Promise.resolve(s);
       sourceId = `${sourceId}>${role.roleArn}`;

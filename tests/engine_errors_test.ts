@@ -179,3 +179,21 @@ scenario(
     assert.ok(Date.now() - t0 < 5000);
   },
 );
+
+scenario("an MFA session STS no longer accepts is replaced, not a dead end", async (w) => {
+  let offset = 0;
+  const { resolve } = await import("../lib/engine.ts");
+  const opts = { env: w.env, interactive: false, now: () => Date.now() + offset };
+  await w.primeCode();
+  await resolve("a", opts);
+  // STS's clock runs 13 h ahead of ours: our cached 12 h MFA session looks alive, STS says
+  // ExpiredToken. stsh drops it, asks for one new code, and carries on.
+  w.emu.advance(13 * 3600);
+  offset = 61 * 60_000; // the role itself is due
+  await Deno.writeTextFile(w.codeFile, await w.emu.code(w.alice) + "\n");
+  const c = await resolve("a", opts);
+  assert.match(c.accessKeyId, /^ASIA/);
+  assert.equal(w.emu.counts.GetSessionToken, 2);
+  assert.equal(await w.codeRequests(), 2);
+  assert.ok(w.emu.calls.some((x) => x.action === "AssumeRole" && x.code === "ExpiredToken"));
+});
