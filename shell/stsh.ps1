@@ -97,7 +97,10 @@ function global:__stsh_apply {
         foreach ($p in $doc.RootElement.EnumerateObject()) {
             if (-not $global:__stsh_allowed.Contains($p.Name)) { continue }
             switch ($p.Value.ValueKind) {
-                'Null' { [Environment]::SetEnvironmentVariable($p.Name, $null) }
+                # [NullString]::Value, not $null: PowerShell passes $null to a [string]
+                # parameter as '', which sets an empty variable instead of removing it
+                # (measured, pwsh 7.6 / .NET 10); an empty AWS_PROFILE breaks the AWS CLI.
+                'Null' { [Environment]::SetEnvironmentVariable($p.Name, [NullString]::Value) }
                 'String' { [Environment]::SetEnvironmentVariable($p.Name, $p.Value.GetString()) }
                 'Number' { [Environment]::SetEnvironmentVariable($p.Name, $p.Value.GetRawText()) }
             }

@@ -1,0 +1,665 @@
+/**
+ * End to end: the REAL stsh (bin/stsh, the `deno run` launcher) behind its shell hooks, in
+ * real interactive zsh, bash and PowerShell sessions in a pseudo-terminal
+ * (tests/support/pty.ts), against the STS emulator (tests/support/world.ts), with the real
+ * AWS CLI (`/usr/bin/aws --endpoint-url …`) signing calls with what the hook exported.
+ *
+ * Each session is set up the way a person sets it up: `stsh` on PATH, and the init line in
+ * the rc file (`eval "$(stsh init bash)"`, pwsh `Invoke-Expression (& stsh init pwsh |
+ * Out-String)`). The `stsh` on PATH is a small wrapper that appends its argv to a log and then
+ * execs bin/stsh; `STSH_BIN` names the wrapper, so `stsh init` embeds it and every start of
+ * the program by the hook is counted. The world has no `mfa_process`, so the MFA question
+ * really appears on the terminal and the test types the code (or Ctrl-C).
+ *
+ * Roles `a` and `b` demand MFA and share the source profile `me`: one MFA session serves both.
+ */
+import assert from "node:assert/strict";
+import { Pty } from "./support/pty.ts";
+import { STSH } from "./support/fixture.ts";
+import { type World, world } from "./support/world.ts";
+
+type ShellName = "zsh" | "bash" | "pwsh";
+
+/** The AWS CLI v2 (an older one may come first on PATH); it ignores AWS_ENDPOINT_URL_STS. */
+const AWS_CLI = "/usr/bin/aws";
+
+function findExe(name: string, extra: string[] = []): string | undefined {
+  for (const dir of [...(Deno.env.get("PATH") ?? "").split(":"), ...extra]) {
+    if (!dir) continue;
+    try {
+      const p = `${dir}/${name}`;
+      const st = Deno.statSync(p);
+      if (st.isFile && (st.mode ?? 0o111) & 0o111) return p;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+const EXE: Record<ShellName, string | undefined> = {
+  zsh: findExe("zsh"),
+  bash: findExe("bash"),
+  pwsh: findExe("pwsh", [`${Deno.env.get("HOME") ?? "/root"}/.dotnet/tools`]),
+};
+
+/** The MFA question stsh writes on the terminal (lines are trimmed on the screen). */
+const QUESTION = /stsh: MFA code for (\S+) \(arn:aws:iam::\d{12}:mfa\/alice\):/g;
+/** The notice for a tag nobody trusted yet. */
+const UNTRUSTED = "asks for 'a': run `stsh allow` to trust it.";
+/** Things that must never show on any screen of these tests. */
+const BROKEN =
+  /command not found|syntax error|unbound variable|Exception|could not apply the change set|Traceback/i;
+
+/** The user's own variables, set before anything else happens. */
+const USER_VARS = {
+  AWS_PROFILE: "mine",
+  AWS_REGION: "eu-north-1",
+  AWS_ACCESS_KEY_ID: "AKIAUSEROWN000000001",
+};
+
+/** The variables the hook keeps its state in. */
+const STATE = ["STSH_PROFILE", "STSH_ROOT", "STSH_EXPIRES", "STSH_PINNED", "STSH_PREV"];
+
+/** A generous timeout for anything that starts deno (or the AWS CLI) on a loaded machine. */
+const SLOW = 30_000;
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** What differs between the shells. */
+interface Dialect {
+  prompt: string;
+  /** A command that does nothing (pwsh: an empty Enter adds no history, so the hook skips it). */
+  nop: string;
+  /** The rc file: where it goes, and its text around the init line(s). */
+  rcFile: string;
+  rc(initTimes: number): string;
+  cmd(exe: string, rcPath: string): string[];
+  env(home: string): Record<string, string>;
+  setVars(vars: Record<string, string>): string;
+  cd(dir: string): string;
+  /** One line: change to `dir`, then a command that fails with `code`. */
+  cdAndFail(dir: string, code: number): string;
+  /**
+   * A line printing the previous line's status, and the status the prompt theme was given
+   * (the rc file loads a theme before the init line, as README asks).
+   */
+  status: string;
+  /** What `status` prints after a line that failed with `code`. */
+  statusWant(code: number): string;
+}
+
+const DIALECTS: Record<ShellName, Dialect> = {
+  bash: {
+    prompt: "bash> ",
+    nop: ":",
+    rcFile: ".bashrc",
+    rc: (n) =>
+      [
+        `PS1='bash> '`,
+        "unset HISTFILE",
+        // A prompt theme: records the status it is given.
+        "__theme() { __theme_st=$?; }",
+        "PROMPT_COMMAND=__theme",
+        ...Array(n).fill('eval "$(stsh init bash)"'),
+      ].join("\n") + "\n",
+    cmd: (exe, rc) => [exe, "--noprofile", "--rcfile", rc, "-i"],
+    env: () => ({}),
+    setVars: (v) => "export " + Object.entries(v).map(([k, x]) => `${k}='${x}'`).join(" "),
+    cd: (dir) => `cd '${dir}'`,
+    cdAndFail: (dir, code) => `cd '${dir}'; (exit ${code})`,
+    status: 'echo "st=$? theme=$__theme_st"',
+    statusWant: (code) => `st=${code} theme=${code}`,
+  },
+  zsh: {
+    prompt: "zsh> ",
+    nop: ":",
+    rcFile: ".zshrc",
+    rc: (n) =>
+      [
+        `PS1='zsh> '`,
+        "unset HISTFILE",
+        // A prompt theme: records the status it is given.
+        "__theme() { typeset -g __theme_st=$?; }",
+        "precmd_functions+=(__theme)",
+        ...Array(n).fill('eval "$(stsh init zsh)"'),
+      ].join("\n") + "\n",
+    // -d: no /etc/zsh files; ZDOTDIR (= HOME) holds the only .zshrc.
+    cmd: (exe) => [exe, "-d", "-i"],
+    env: (home) => ({ ZDOTDIR: home }),
+    setVars: (v) => "export " + Object.entries(v).map(([k, x]) => `${k}='${x}'`).join(" "),
+    cd: (dir) => `cd '${dir}'`,
+    cdAndFail: (dir, code) => `cd '${dir}'; (exit ${code})`,
+    status: 'echo "st=$? theme=$__theme_st"',
+    statusWant: (code) => `st=${code} theme=${code}`,
+  },
+  pwsh: {
+    prompt: "pwsh> ",
+    nop: "$null",
+    // $PROFILE (CurrentUserCurrentHost) on Linux.
+    rcFile: ".config/powershell/Microsoft.PowerShell_profile.ps1",
+    rc: (n) =>
+      [
+        // Inline predictions would draw history text after the cursor.
+        "Set-PSReadLineOption -PredictionSource None",
+        // A prompt theme: records the $? and $LASTEXITCODE it is given.
+        "function global:prompt { $global:__theme = \"$? $LASTEXITCODE\"; 'pwsh> ' }",
+        ...Array(n).fill("Invoke-Expression (& stsh init pwsh | Out-String)"),
+      ].join("\n") + "\n",
+    cmd: (exe) => [exe, "-NoLogo"],
+    env: () => ({
+      POWERSHELL_TELEMETRY_OPTOUT: "1",
+      POWERSHELL_UPDATECHECK: "Off",
+      DOTNET_CLI_TELEMETRY_OPTOUT: "1",
+    }),
+    setVars: (v) => Object.entries(v).map(([k, x]) => `$env:${k} = '${x}'`).join("; "),
+    cd: (dir) => `cd '${dir}'`,
+    cdAndFail: (dir, code) => `cd '${dir}'; bash -c 'exit ${code}'`,
+    status: '"st=$LASTEXITCODE theme=$__theme"',
+    statusWant: (code) => `st=${code} theme=False ${code}`,
+  },
+};
+
+interface SessionOpts {
+  /** How many times the rc file runs the init line (default 1). */
+  initTimes?: number;
+  roleLifetimeSeconds?: number;
+  sessionLifetimeSeconds?: number;
+  /** More environment for the shell. */
+  env?: Record<string, string>;
+}
+
+/** A world, a wrapper-counted stsh on PATH, tagged directories and a hooked shell in a pty. */
+class Session {
+  #snaps = 0;
+  readonly home: string;
+  readonly bin: string;
+  readonly log: string;
+  /** Tagged `a` (trusted), tagged `b` (trusted), and not tagged. */
+  readonly dirA: string;
+  readonly dirB: string;
+  readonly plain: string;
+  readonly promptAnywhere: RegExp;
+  readonly promptLine: RegExp;
+  t!: Pty;
+
+  constructor(readonly shell: ShellName, readonly w: World, readonly d: Dialect) {
+    this.home = w.sb.home;
+    this.bin = w.sb.path("bin");
+    this.log = w.sb.path("starts.log");
+    this.dirA = w.sb.path("work", "a");
+    this.dirB = w.sb.path("work", "b");
+    this.plain = w.sb.path("plain");
+    const p = escapeRe(d.prompt.trimEnd());
+    this.promptAnywhere = new RegExp(p, "g");
+    this.promptLine = new RegExp("^" + p, "m");
+  }
+
+  static async start(shell: ShellName, o: SessionOpts = {}): Promise<Session> {
+    const w = await world({
+      mfaProcess: false,
+      roleLifetimeSeconds: o.roleLifetimeSeconds,
+      sessionLifetimeSeconds: o.sessionLifetimeSeconds,
+    });
+    const s = new Session(shell, w, DIALECTS[shell]);
+    try {
+      await s.#setup(o);
+    } catch (e) {
+      await s.close();
+      throw e;
+    }
+    return s;
+  }
+
+  async #setup(o: SessionOpts): Promise<void> {
+    const { w, d } = this;
+    // A tag above the sandbox would tag every "untagged" directory of the tests.
+    for (let dir = this.home; dir !== "/";) {
+      dir = dir.slice(0, dir.lastIndexOf("/")) || "/";
+      const tag = `${dir === "/" ? "" : dir}/.aws-profile`;
+      if (await Deno.stat(tag).then(() => true, () => false)) {
+        throw new Error(`${tag} exists: set TMPDIR elsewhere to run these tests`);
+      }
+    }
+    for (const dir of [this.bin, this.dirA, this.dirB, this.plain]) {
+      await Deno.mkdir(dir, { recursive: true });
+    }
+    // The stsh on PATH: logs every start, then runs the real program.
+    const wrapper = `${this.bin}/stsh`;
+    await Deno.writeTextFile(
+      wrapper,
+      `#!/bin/sh\nprintf '%s\\n' "$*" >> '${this.log}'\nexec '${STSH}' "$@"\n`,
+    );
+    await Deno.chmod(wrapper, 0o755);
+    for (const [profile, dir] of [["a", this.dirA], ["b", this.dirB]]) {
+      const r = await w.run(["tag", profile, dir]);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const rc = `${this.home}/${d.rcFile}`;
+    await Deno.mkdir(rc.slice(0, rc.lastIndexOf("/")), { recursive: true });
+    await Deno.writeTextFile(rc, d.rc(o.initTimes ?? 1));
+    this.t = await Pty.start({
+      cmd: d.cmd(EXE[this.shell]!, rc),
+      env: {
+        ...w.env,
+        PATH: `${this.bin}:/usr/local/bin:/usr/bin:/bin`,
+        STSH_BIN: wrapper,
+        TERM: "xterm-256color",
+        USER: "tester",
+        ...d.env(this.home),
+        ...o.env,
+      },
+      cwd: this.plain,
+      prompt: this.promptLine,
+      timeoutMs: SLOW,
+    });
+    const screen = await this.t.waitFor(this.promptLine, { timeoutMs: 45_000 });
+    // The init line prints nothing: only blank lines (zsh's PROMPT_SP) before the prompt.
+    const lines = screen.split("\n");
+    const first = lines.findIndex((l) => this.promptLine.test(l));
+    assert.ok(lines.slice(0, first).every((l) => l === ""), `printed at start:\n${screen}`);
+    // Loading ran `stsh init` and nothing else; the untagged start directory starts nothing.
+    await this.run(d.nop);
+    assert.deepEqual(await this.starts(), Array(o.initTimes ?? 1).fill(`init ${this.shell}`));
+  }
+
+  /** Every start of the program so far (its argv). */
+  async starts(): Promise<string[]> {
+    try {
+      return (await Deno.readTextFile(this.log)).split("\n").filter((l) => l !== "");
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return [];
+      throw e;
+    }
+  }
+
+  /** The starts after the first `n`. */
+  async startsSince(n: number): Promise<string[]> {
+    return (await this.starts()).slice(n);
+  }
+
+  run(line: string, timeoutMs = SLOW): Promise<string> {
+    return this.t.run(line, { timeoutMs });
+  }
+
+  async prompts(): Promise<number> {
+    return (await this.t.screen()).match(this.promptAnywhere)?.length ?? 0;
+  }
+
+  async questions(): Promise<string[]> {
+    return [...(await this.t.screen()).matchAll(QUESTION)].map((m) => m[1]);
+  }
+
+  /**
+   * Types `line` and Enter without run()'s marker (which would change the status), then waits
+   * for the next prompt, i.e. until the prompt hook has finished. (Text typed while the hook
+   * runs a program would meet the terminal in cooked mode, where PSReadLine loses Enter.)
+   */
+  async enter(line = ""): Promise<void> {
+    const before = await this.prompts();
+    await this.t.send(line);
+    await this.t.key("Enter");
+    await this.t.waitFor(this.promptAnywhere, { count: before + 1 });
+  }
+
+  /** Types `line` and Enter, and waits for a new MFA question, which must be for `profile`. */
+  async expectQuestion(line: string, profile = "a"): Promise<void> {
+    const before = (await this.questions()).length;
+    await this.t.send(line);
+    await this.t.key("Enter");
+    try {
+      await this.t.waitFor(QUESTION, { count: before + 1 });
+    } catch (e) {
+      const last = (await this.starts()).slice(-2);
+      throw new Error(
+        `no new MFA question on the terminal after ${JSON.stringify(line)} ` +
+          `(last program starts: ${JSON.stringify(last)})\n${(e as Error).message}`,
+      );
+    }
+    assert.equal((await this.questions())[before], profile);
+  }
+
+  /** Types an answer (or presses keys) at the question and waits for the prompt. */
+  async answer(code: string | null): Promise<void> {
+    const before = await this.prompts();
+    if (code === null) await this.t.key("C-c");
+    else {
+      await this.t.send(code);
+      await this.t.key("Enter");
+    }
+    await this.t.waitFor(this.promptAnywhere, { count: before + 1 });
+  }
+
+  /** The shell's exported AWS_* and STSH_* variables, as a child process sees them. */
+  async vars(): Promise<Record<string, string>> {
+    const file = `${this.home}/env-${++this.#snaps}`;
+    await this.run(`/bin/sh -c 'env -0 > ${file}'`);
+    const text = await Deno.readTextFile(file);
+    await Deno.remove(file);
+    const out: Record<string, string> = {};
+    for (const entry of text.split("\0")) {
+      const i = entry.indexOf("=");
+      const name = entry.slice(0, i);
+      if (i > 0 && /^(AWS_|STSH_)/.test(name)) out[name] = entry.slice(i + 1);
+    }
+    return out;
+  }
+
+  /** Who the AWS CLI is, signing with whatever the shell exported. */
+  async arn(): Promise<string> {
+    return (await this.run(
+      `${AWS_CLI} --no-cli-pager --endpoint-url ${this.w.emu.url} sts get-caller-identity --output text --query Arn`,
+      45_000,
+    )).trim();
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.t?.close();
+    } finally {
+      await this.w.close();
+    }
+  }
+}
+
+/** Polls real time until `epochSeconds` has passed. */
+async function until(epochSeconds: number): Promise<void> {
+  while (Date.now() / 1000 < epochSeconds) {
+    await new Promise((r) => setTimeout(r, Math.min(200, epochSeconds * 1000 - Date.now() + 5)));
+  }
+}
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  for await (const e of Deno.readDir(dir)) {
+    const p = `${dir}/${e.name}`;
+    yield p;
+    if (e.isDirectory && !e.isSymlink) yield* walk(p);
+  }
+}
+
+const ARN_A = /^arn:aws:sts::123456789012:assumed-role\/a\/\S+$/;
+const ARN_B = /^arn:aws:sts::123456789012:assumed-role\/b\/\S+$/;
+
+function e2e(
+  name: string,
+  fn: (s: Session) => Promise<void>,
+  o: SessionOpts | ((shell: ShellName) => SessionOpts) = {},
+) {
+  for (const shell of ["zsh", "bash", "pwsh"] as ShellName[]) {
+    const missing = EXE[shell] === undefined;
+    Deno.test({
+      name: `${shell}: ${name}${missing ? ` (skipped: ${shell} is not installed)` : ""}`,
+      ignore: missing,
+      async fn() {
+        const s = await Session.start(shell, typeof o === "function" ? o(shell) : o);
+        try {
+          await fn(s);
+          assert.doesNotMatch(await s.t.screen(), BROKEN);
+        } finally {
+          await s.close();
+        }
+      },
+    });
+  }
+}
+
+// 1-3: one MFA question for a tagged tree, a second role from the same MFA session, and
+// leaving puts back exactly what the user had.
+e2e(
+  "cd asks once for MFA, b reuses the session, leaving restores the user's variables",
+  async (s) => {
+    const { d, w, shell } = s;
+    await s.run(d.setVars(USER_VARS));
+    const before = await s.vars();
+    for (const [k, v] of Object.entries(USER_VARS)) assert.equal(before[k], v, k);
+    for (const k of ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) {
+      assert.equal(
+        before[k],
+        undefined,
+      );
+    }
+    for (const k of STATE) assert.equal(before[k], undefined, k);
+    const n0 = (await s.starts()).length;
+
+    // 1. Into the trusted tree tagged `a`: the question, a code, and the role's identity.
+    await s.expectQuestion(d.cd(s.dirA), "a");
+    await s.answer(await w.emu.code(w.alice));
+    assert.deepEqual(await s.startsSince(n0), [`hook ${shell}`, `hook ${shell} --prompt`]);
+    const inA = await s.vars();
+    assert.equal(inA.STSH_PROFILE, "a");
+    assert.match(inA.AWS_ACCESS_KEY_ID, /^ASIA/);
+    assert.equal(inA.AWS_PROFILE, undefined, "AWS_PROFILE would override the keys");
+    assert.match(await s.arn(), ARN_A);
+    assert.equal(w.emu.counts.GetSessionToken, 1);
+
+    // 2. Into the tree tagged `b`: no question, one start, b's identity, the same MFA session.
+    const n1 = (await s.starts()).length;
+    await s.run(d.cd(s.dirB));
+    assert.deepEqual(await s.startsSince(n1), [`hook ${shell}`]);
+    const inB = await s.vars();
+    assert.equal(inB.STSH_PROFILE, "b");
+    assert.notEqual(inB.AWS_ACCESS_KEY_ID, inA.AWS_ACCESS_KEY_ID);
+    assert.match(await s.arn(), ARN_B);
+    assert.equal(w.emu.counts.GetSessionToken, 1);
+    assert.equal(w.emu.counts.AssumeRole, 2);
+    assert.deepEqual(await s.questions(), ["a"]);
+
+    // 3. Out of the tagged trees: every AWS_* and STSH_* variable as it was before.
+    await s.run(d.cd(s.plain));
+    assert.deepEqual(await s.vars(), before);
+    assert.deepEqual(await s.startsSince(n1), [`hook ${shell}`, `hook ${shell}`]);
+  },
+);
+
+// 4. Expiry on the real clock: role credentials last 12 s, the MFA session 30 s, and
+// credentials count as expired 4 s before their end.
+const ROLE_S = 12;
+const SESSION_S = 30;
+const MARGIN_S = 4;
+e2e(
+  "near expiry the next prompt renews silently; after the MFA session it asks once",
+  async (s) => {
+    const { d, w, shell } = s;
+    await s.expectQuestion(d.cd(s.dirA), "a");
+    await s.answer(await w.emu.code(w.alice));
+    // The MFA session was made before this moment, so it ends by then + SESSION_S.
+    const applied = Date.now() / 1000;
+    const v1 = await s.vars();
+    assert.equal(v1.STSH_PROFILE, "a");
+    const exp1 = Number(v1.STSH_EXPIRES);
+    assert.ok(exp1 > applied - 1 && exp1 <= applied + ROLE_S, `STSH_EXPIRES ${exp1}`);
+    assert.deepEqual([w.emu.counts.GetSessionToken, w.emu.counts.AssumeRole], [1, 1]);
+    const n1 = (await s.starts()).length;
+
+    // Not near expiry yet: a prompt starts nothing (checked only while that is certain).
+    await s.enter(d.nop);
+    if (Date.now() / 1000 < exp1 - MARGIN_S - 0.5) assert.equal((await s.starts()).length, n1);
+
+    // The role is near its end: the next Enter renews it from the MFA session, silently.
+    await until(exp1 - MARGIN_S + 0.5);
+    const n2 = (await s.starts()).length;
+    await s.enter(d.nop);
+    assert.deepEqual(await s.startsSince(n2), [`hook ${shell}`]);
+    const v2 = await s.vars();
+    assert.notEqual(v2.AWS_ACCESS_KEY_ID, v1.AWS_ACCESS_KEY_ID);
+    assert.equal(v2.STSH_PROFILE, "a");
+    const exp2 = Number(v2.STSH_EXPIRES);
+    assert.ok(exp2 > exp1, `renewed STSH_EXPIRES ${exp2} after ${exp1}`);
+    assert.deepEqual([w.emu.counts.GetSessionToken, w.emu.counts.AssumeRole], [1, 2]);
+    assert.deepEqual(await s.questions(), ["a"]);
+
+    // The MFA session is at its end (and the renewed role near its own): the next Enter asks
+    // exactly one question. The first code's 30-s step is spent: answer with the next one.
+    await until(Math.max(applied + SESSION_S - MARGIN_S + 1, exp2 - MARGIN_S + 0.5));
+    const n3 = (await s.starts()).length;
+    await s.expectQuestion(d.nop, "a");
+    await s.answer(await w.emu.code(w.alice, 1));
+    assert.deepEqual(await s.startsSince(n3), [`hook ${shell}`, `hook ${shell} --prompt`]);
+    const v3 = await s.vars();
+    assert.equal(v3.STSH_PROFILE, "a");
+    assert.notEqual(v3.AWS_ACCESS_KEY_ID, v2.AWS_ACCESS_KEY_ID);
+    assert.equal(w.emu.counts.GetSessionToken, 2);
+    assert.match(await s.arn(), ARN_A);
+    assert.deepEqual(await s.questions(), ["a", "a"]);
+  },
+  {
+    roleLifetimeSeconds: ROLE_S,
+    sessionLifetimeSeconds: SESSION_S,
+    env: { STSH_REFRESH_MARGIN: String(MARGIN_S) },
+  },
+);
+
+// 5. Ctrl-C at the question: the prompt comes back with the status of the user's command,
+// nothing is set, and the same tree is not asked about again until `stsh reload`.
+e2e("Ctrl-C at the question keeps $? and sets nothing, and is not asked again", async (s) => {
+  const { d, w, shell } = s;
+  await s.run(d.setVars({ AWS_ACCESS_KEY_ID: USER_VARS.AWS_ACCESS_KEY_ID }));
+  const before = await s.vars();
+  const n0 = (await s.starts()).length;
+  await s.expectQuestion(d.cdAndFail(s.dirA, 7), "a");
+  await s.answer(null);
+  // The first command of the next line reads the status of the line before.
+  assert.equal(await s.run(d.status), d.statusWant(7));
+  assert.deepEqual(await s.startsSince(n0), [`hook ${shell}`, `hook ${shell} --prompt`]);
+  // Enter again (an empty line, then a command): no second question, no start.
+  await s.enter();
+  await s.enter(d.nop);
+  assert.deepEqual(await s.startsSince(n0), [`hook ${shell}`, `hook ${shell} --prompt`]);
+  assert.deepEqual(await s.questions(), ["a"]);
+  assert.equal((await s.run("printenv AWS_ACCESS_KEY_ID")).trim(), USER_VARS.AWS_ACCESS_KEY_ID);
+  assert.deepEqual(await s.vars(), before);
+  assert.equal(w.emu.counts.GetSessionToken, undefined);
+
+  // `stsh reload` makes the next prompt look again: asked, answered, set.
+  await s.expectQuestion("stsh reload", "a");
+  await s.answer(await w.emu.code(w.alice));
+  assert.equal((await s.vars()).STSH_PROFILE, "a");
+  assert.match(await s.arn(), ARN_A);
+});
+
+// 6. Tags that must never give credentials, ask, or run anything.
+const HOSTILE = ["$(touch PWNED)", "'; touch PWNED; '", "a\nb", "O’Brien"];
+
+e2e("untrusted and hostile tags: no credentials, no question, nothing executed", async (s) => {
+  const { d, w } = s;
+  await s.run(d.setVars({ AWS_ACCESS_KEY_ID: USER_VARS.AWS_ACCESS_KEY_ID }));
+  const before = await s.vars();
+  const untrusted = w.sb.path("work", "untrusted");
+  await w.sb.write("work/untrusted/.aws-profile", "a\n", 0o644);
+  const hostile: string[] = [];
+  for (const [i, text] of HOSTILE.entries()) {
+    hostile.push(await w.sb.write(`work/h${i}/.aws-profile`, text + "\n", 0o644));
+    // Not even `stsh allow` makes them count.
+    const r = await w.run(["allow", w.sb.path("work", `h${i}`)]);
+    assert.equal(r.code, 2, `stsh allow accepted ${JSON.stringify(text)}`);
+  }
+  const n0 = (await s.starts()).length;
+
+  // The untrusted tag: one notice, however often one comes back.
+  for (let i = 0; i < 2; i++) {
+    await s.run(d.cd(untrusted));
+    assert.deepEqual(await s.vars(), before);
+    await s.run(d.cd(s.plain));
+  }
+  const screen = await s.t.screen();
+  assert.equal(screen.split(UNTRUSTED).length - 1, 1, `the notice is not shown once:\n${screen}`);
+
+  for (const tag of hostile) {
+    const dir = tag.slice(0, -"/.aws-profile".length);
+    await s.run(d.cd(dir));
+    assert.deepEqual(await s.vars(), before, `tag ${tag}`);
+    await s.run(d.nop);
+    await s.run(d.cd(s.plain));
+  }
+  assert.match(await s.t.screen(), /does not hold one profile name/);
+  assert.deepEqual(await s.questions(), []);
+  assert.ok(!(await s.starts()).some((l) => l.includes("--prompt")));
+  // One start for each change of tag (in and out), never more; the second visit is quiet.
+  const hook = `hook ${s.shell}`;
+  assert.deepEqual(await s.startsSince(n0), [
+    ...[hook, hook, `${hook} --quiet`, hook],
+    ...HOSTILE.flatMap(() => [hook, hook]),
+  ]);
+  assert.deepEqual(w.emu.counts, {});
+  const found: string[] = [];
+  for await (const p of walk(s.home)) if (p.endsWith("/PWNED")) found.push(p);
+  for (const p of [`${Deno.cwd()}/PWNED`, "/PWNED"]) {
+    if (await Deno.stat(p).then(() => true, () => false)) found.push(p);
+  }
+  assert.deepEqual(found, [], "a tag's contents were executed");
+});
+
+// 7, 8. The init line run twice installs one hook; 200 unchanged prompts with credentials
+// active start no process.
+e2e("init twice installs one hook; 200 unchanged prompts start nothing", async (s) => {
+  const { d, w, shell } = s;
+  if (shell === "bash") {
+    const pc = await s.run('echo "[${PROMPT_COMMAND[*]}]"');
+    assert.equal(pc.split("__stsh_hook").length - 1, 1, pc);
+  } else if (shell === "zsh") {
+    const fns = await s.run('echo "[${precmd_functions[*]}] [${chpwd_functions[*]}]"');
+    assert.equal(fns.split("__stsh_precmd").length - 1, 1, fns);
+    assert.equal(fns.split("__stsh_chpwd").length - 1, 1, fns);
+  } else {
+    assert.equal(
+      await s.run(
+        "$ExecutionContext.SessionState.InvokeCommand.LocationChangedAction.GetInvocationList().Count",
+      ),
+      "1",
+    );
+    assert.equal(
+      await s.run('"$global:__stsh_prompt_old" -like "*__stsh_prompt_wrapper*"'),
+      "False",
+    );
+  }
+  // One start per change (plus the question's), never two.
+  const n0 = (await s.starts()).length;
+  await s.expectQuestion(d.cd(s.dirA), "a");
+  await s.answer(await w.emu.code(w.alice));
+  assert.deepEqual(await s.startsSince(n0), [`hook ${shell}`, `hook ${shell} --prompt`]);
+  const n1 = (await s.starts()).length;
+  await s.run(d.cd(s.dirB));
+  assert.deepEqual(await s.startsSince(n1), [`hook ${shell}`]);
+  assert.equal((await s.vars()).STSH_PROFILE, "b");
+
+  // 200 prompts in the tagged tree, credentials active: no process at all.
+  const n2 = (await s.starts()).length;
+  const p0 = await s.prompts();
+  await s.t.send(`${d.nop}\r`.repeat(200));
+  await s.run(d.nop, 90_000);
+  assert.ok((await s.prompts()) >= p0 + 201, "not all 200 prompts were drawn");
+  assert.deepEqual(await s.startsSince(n2), [], "an unchanged prompt started a process");
+  assert.equal((await s.vars()).STSH_PROFILE, "b");
+}, { initTimes: 2 });
+
+// 9. `assume` pins a profile over directory tags; `assume --clear` restores.
+e2e("assume pins over tags, shows the time left, and --clear restores", async (s) => {
+  const { d, w, shell } = s;
+  await s.run(d.setVars(USER_VARS));
+  const before = await s.vars();
+  await s.expectQuestion("assume a", "a");
+  await s.answer(await w.emu.code(w.alice));
+  const pinned = await s.vars();
+  assert.equal(pinned.STSH_PROFILE, "a");
+  assert.equal(pinned.STSH_PINNED, "1");
+  assert.match(await s.arn(), ARN_A);
+
+  const n1 = (await s.starts()).length;
+  await s.run(d.cd(s.dirB));
+  await s.run(d.nop);
+  assert.deepEqual(await s.startsSince(n1), [], "a tag replaced or re-checked a pinned profile");
+  const inB = await s.vars();
+  assert.equal(inB.STSH_PROFILE, "a");
+  assert.equal(inB.AWS_ACCESS_KEY_ID, pinned.AWS_ACCESS_KEY_ID);
+  assert.match(await s.arn(), ARN_A);
+  assert.match(await s.run("assume"), /^a \(assumed\): (59|60)m left, until \d\d:\d\d$/);
+
+  await s.run(d.cd(s.plain));
+  await s.run("assume --clear");
+  assert.deepEqual(await s.vars(), before);
+  assert.deepEqual(await s.startsSince(n1), ["current", `hook ${shell} --unassume`]);
+  assert.deepEqual(await s.questions(), ["a"]);
+  assert.equal(w.emu.counts.GetSessionToken, 1);
+});
