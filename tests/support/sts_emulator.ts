@@ -3,13 +3,16 @@
  *
  * Library: `const emu = await StsEmulator.start(); const alice = emu.addUser({ name: "alice" });`
  * Standalone: `deno run --allow-net --allow-read --allow-write tests/support/sts_emulator.ts
- *   --setup setup.json [--port-file PATH] [--port N]` prints one JSON line
+ *   --setup setup.json [--port-file PATH] [--port N] [--virtual-clock]` prints one JSON line
  *   `{"url","users","roles"}` and serves until SIGTERM/SIGINT, with control routes under
  *   `/__control/` (code, advance, counts, now) answered for 127.0.0.1 only.
  *
  * It verifies SigV4 over whatever SignedHeaders lists, checks TOTP codes (and refuses reuse),
  * enforces STS's duration, chaining and MFA rules, and answers in STS's XML shapes.
- * Expirations follow a virtual clock (`now`/`advance`); signature freshness uses real time.
+ * Expirations follow a virtual clock (`now`/`advance`); signature freshness (the 15-minute
+ * `x-amz-date` window) and the `Date` header use real time, unless `virtualClock` is set: then
+ * they use the virtual clock too, for clients whose own clock is moved by the same amount
+ * (libfaketime in `deno task demo`).
  * It never logs secrets.
  */
 
@@ -116,6 +119,7 @@ export class StsEmulator {
   #server?: Deno.HttpServer<Deno.NetAddr>;
   #url = "";
   #control: boolean;
+  #virtualClock: boolean;
   #offsetMs = 0;
   #users = new Map<string, UserRec>(); // by user ARN
   #devices = new Map<string, UserRec>(); // by MFA serial
@@ -125,15 +129,20 @@ export class StsEmulator {
   #hung = new Set<() => void>();
   #closing?: Promise<void>;
 
-  private constructor(control: boolean) {
+  private constructor(control: boolean, virtualClock: boolean) {
     this.#control = control;
+    this.#virtualClock = virtualClock;
   }
 
-  /** Listens on 127.0.0.1, random port. `control` enables the /__control/ routes. */
+  /**
+   * Listens on 127.0.0.1, random port. `control` enables the /__control/ routes.
+   * `virtualClock` checks signature freshness and sends the `Date` header on the virtual
+   * clock instead of real time (for clients whose clock is faked to match it).
+   */
   static start(
-    opts: { port?: number; hostname?: string; control?: boolean } = {},
+    opts: { port?: number; hostname?: string; control?: boolean; virtualClock?: boolean } = {},
   ): Promise<StsEmulator> {
-    const emu = new StsEmulator(opts.control ?? false);
+    const emu = new StsEmulator(opts.control ?? false, opts.virtualClock ?? false);
     const hostname = opts.hostname ?? "127.0.0.1";
     emu.#server = Deno.serve(
       { hostname, port: opts.port ?? 0, onListen: () => {} },
@@ -216,6 +225,11 @@ export class StsEmulator {
     this.#offsetMs += seconds * 1000;
   }
 
+  /** The clock that signatures and the `Date` header are checked against. */
+  #wallClock(): number {
+    return this.#virtualClock ? this.now() : Date.now();
+  }
+
   /** The next `times` calls of `action` fail with `kind` (Hang: held open until close/abort). */
   failNext(action: string, kind: FaultKind, times = 1): void {
     this.#faults.push({ action, kind, times });
@@ -271,7 +285,12 @@ export class StsEmulator {
         : await this.#assumeRole(params, caller);
       this.counts[action] = (this.counts[action] ?? 0) + 1;
       const wrapped = { [`${action}Result`]: result, ResponseMetadata: { RequestId: requestId } };
-      return xmlResponse(200, toXml(`${action}Response`, wrapped, NS), requestId);
+      return xmlResponse(
+        200,
+        toXml(`${action}Response`, wrapped, NS),
+        requestId,
+        this.#wallClock(),
+      );
     } catch (e) {
       const err = e instanceof StsError
         ? e
@@ -290,6 +309,7 @@ export class StsEmulator {
         err.status,
         toXml("ErrorResponse", { Error: error, RequestId: requestId }, NS),
         requestId,
+        this.#wallClock(),
       );
     }
   }
@@ -348,19 +368,19 @@ export class StsEmulator {
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.",
       );
     }
-    const real = Date.now();
-    if (signedAt < real - 15 * 60_000) {
+    const clock = this.#wallClock();
+    if (signedAt < clock - 15 * 60_000) {
       throw sigErr(
-        `Signature expired: ${amzDate} is now earlier than ${amzStamp(real - 15 * 60_000)} (${
-          amzStamp(real)
+        `Signature expired: ${amzDate} is now earlier than ${amzStamp(clock - 15 * 60_000)} (${
+          amzStamp(clock)
         } - 15 min.)`,
       );
     }
-    if (signedAt > real + 15 * 60_000) {
+    if (signedAt > clock + 15 * 60_000) {
       throw sigErr(
         `Signature not yet current: ${amzDate} is still later than ${
-          amzStamp(real + 15 * 60_000)
-        } (${amzStamp(real)} + 15 min.)`,
+          amzStamp(clock + 15 * 60_000)
+        } (${amzStamp(clock)} + 15 min.)`,
       );
     }
     if (!amzDate.startsWith(scopeDate)) {
@@ -712,13 +732,13 @@ function toXml(name: string, value: string | Fields, xmlns?: string): string {
   return `<${name}${attr}>${inner}</${name}>\n`;
 }
 
-function xmlResponse(status: number, xml: string, requestId: string): Response {
+function xmlResponse(status: number, xml: string, requestId: string, now: number): Response {
   return new Response(xml, {
     status,
     headers: {
       "content-type": "text/xml",
       "x-amzn-requestid": requestId,
-      "date": new Date().toUTCString(),
+      "date": new Date(now).toUTCString(),
     },
   });
 }
@@ -744,14 +764,20 @@ async function standalone(args: string[]): Promise<void> {
   };
   const setupPath = opt("--setup");
   if (!setupPath) {
-    console.error("usage: sts_emulator.ts --setup FILE.json [--port-file PATH] [--port N]");
+    console.error(
+      "usage: sts_emulator.ts --setup FILE.json [--port-file PATH] [--port N] [--virtual-clock]",
+    );
     Deno.exit(2);
   }
   const setup = JSON.parse(await Deno.readTextFile(setupPath)) as {
     users?: UserSpec[];
     roles?: RoleSpec[];
   };
-  const emu = await StsEmulator.start({ port: Number(opt("--port") ?? 0), control: true });
+  const emu = await StsEmulator.start({
+    port: Number(opt("--port") ?? 0),
+    control: true,
+    virtualClock: args.includes("--virtual-clock"),
+  });
   const users = (setup.users ?? []).map((u) => emu.addUser(u));
   const roles = (setup.roles ?? []).map((r) => emu.addRole(r));
   const line = JSON.stringify({ url: emu.url, users, roles });

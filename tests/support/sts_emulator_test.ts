@@ -662,6 +662,41 @@ emuTest("short lifetimes: role lifetimeSeconds", async (t) => {
   await fails(gci(), "ExpiredToken", EXPIRED);
 });
 
+Deno.test("virtualClock: signature freshness and the Date header follow the virtual clock", async () => {
+  const emu = await StsEmulator.start({ virtualClock: true });
+  const clients: STSClient[] = [];
+  const gci = (credentials: Creds, systemClockOffset: number) => {
+    const c = new STSClient({
+      region: "us-east-1",
+      endpoint: emu.url,
+      credentials,
+      maxAttempts: 1,
+      systemClockOffset,
+    });
+    clients.push(c);
+    return c.send(new GetCallerIdentityCommand({}));
+  };
+  try {
+    const alice = emu.addUser({ name: "alice" });
+    emu.advance(7200);
+    // A client whose clock moved with the emulator's (libfaketime in the demo) is accepted…
+    assert.equal((await gci(longTerm(alice), 7200_000)).Arn, alice.arn);
+    // …and one on real time is now two hours behind.
+    await fails(gci(longTerm(alice), 0), "SignatureDoesNotMatch", /^Signature expired: /, 403);
+    const res = await fetch(emu.url, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "Action=GetCallerIdentity&Version=2011-06-15",
+    });
+    await res.body?.cancel();
+    const date = Date.parse(res.headers.get("date")!);
+    assert.ok(Math.abs(date - emu.now()) < 5000, "Date is virtual time");
+  } finally {
+    for (const c of clients) c.destroy();
+    await emu.close();
+  }
+});
+
 // ---- fault injection and counters ----
 
 emuTest(
