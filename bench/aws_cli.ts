@@ -8,26 +8,14 @@
  * the emulator; the bench looks for one.
  */
 
+import { outputOf } from "./setup.ts";
+
 export interface AwsCli {
   path: string;
   version: string;
 }
 
-async function run(cmd: string[], env?: Record<string, string>): Promise<string> {
-  try {
-    const out = await new Deno.Command(cmd[0], {
-      args: cmd.slice(1),
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const dec = new TextDecoder();
-    return (dec.decode(out.stdout) + dec.decode(out.stderr)).trim();
-  } catch {
-    return "";
-  }
-}
+const run = outputOf;
 
 async function version(path: string): Promise<string> {
   return (await run([path, "--version"])).split("\n")[0] ?? "";

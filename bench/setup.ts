@@ -174,8 +174,8 @@ export async function which(name: string, extra: string[] = []): Promise<string 
   return undefined;
 }
 
-/** First line of `cmd --version`-style output, or "" when it cannot run. */
-export async function versionOf(cmd: string[], env?: Record<string, string>): Promise<string> {
+/** All a command prints (stdout, then stderr), trimmed; "" when it cannot run. */
+export async function outputOf(cmd: string[], env?: Record<string, string>): Promise<string> {
   try {
     const out = await new Deno.Command(cmd[0], {
       args: cmd.slice(1),
@@ -184,9 +184,14 @@ export async function versionOf(cmd: string[], env?: Record<string, string>): Pr
       stdout: "piped",
       stderr: "piped",
     }).output();
-    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-    return text.trim().split("\n")[0] ?? "";
+    const dec = new TextDecoder();
+    return (dec.decode(out.stdout) + dec.decode(out.stderr)).trim();
   } catch {
     return "";
   }
+}
+
+/** First line of `cmd --version`-style output, or "" when it cannot run. */
+export async function versionOf(cmd: string[], env?: Record<string, string>): Promise<string> {
+  return (await outputOf(cmd, env)).split("\n")[0] ?? "";
 }

@@ -15,33 +15,12 @@
  */
 import assert from "node:assert/strict";
 import { Pty } from "./support/pty.ts";
+import { EXE, type ShellName } from "./support/shells.ts";
 import { STSH } from "./support/fixture.ts";
 import { type World, world } from "./support/world.ts";
 
-type ShellName = "zsh" | "bash" | "pwsh";
-
 /** The AWS CLI v2 (an older one may come first on PATH); it ignores AWS_ENDPOINT_URL_STS. */
 const AWS_CLI = "/usr/bin/aws";
-
-function findExe(name: string, extra: string[] = []): string | undefined {
-  for (const dir of [...(Deno.env.get("PATH") ?? "").split(":"), ...extra]) {
-    if (!dir) continue;
-    try {
-      const p = `${dir}/${name}`;
-      const st = Deno.statSync(p);
-      if (st.isFile && (st.mode ?? 0o111) & 0o111) return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-const EXE: Record<ShellName, string | undefined> = {
-  zsh: findExe("zsh"),
-  bash: findExe("bash"),
-  pwsh: findExe("pwsh", [`${Deno.env.get("HOME") ?? "/root"}/.dotnet/tools`]),
-};
 
 /** The MFA question stsh writes on the terminal (lines are trimmed on the screen). */
 const QUESTION = /stsh: MFA code for (\S+) \(arn:aws:iam::\d{12}:mfa\/alice\):/g;

@@ -16,31 +16,9 @@
  */
 import assert from "node:assert/strict";
 import { Pty } from "./support/pty.ts";
-
-type ShellName = "bash" | "zsh" | "pwsh";
+import { EXE, type ShellName } from "./support/shells.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-
-function findExe(name: string, extra: string[] = []): string | undefined {
-  const dirs = [...(Deno.env.get("PATH") ?? "").split(":"), ...extra];
-  for (const dir of dirs) {
-    if (!dir) continue;
-    try {
-      const p = `${dir}/${name}`;
-      const st = Deno.statSync(p);
-      if (st.isFile && (st.mode ?? 0o111) & 0o111) return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-const EXE: Record<ShellName, string | undefined> = {
-  bash: findExe("bash"),
-  zsh: findExe("zsh"),
-  pwsh: findExe("pwsh", [`${Deno.env.get("HOME") ?? "/root"}/.dotnet/tools`]),
-};
 
 /** The fake program (see the top of this file); copied into each fixture's bin/. */
 const FAKE_STSH = new URL("./support/fake_stsh.bash", import.meta.url).pathname;
