@@ -167,8 +167,9 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
       } catch (e) {
         throw new StshError(`Cannot run ${cmd[0]}: ${(e as Error).message}`, undefined, 127);
       }
-      const forward = () => child.kill("SIGINT");
-      if (Deno.build.os !== "windows") Deno.addSignalListener("SIGINT", forward);
+      // Ctrl-C reaches the command from the terminal by itself; stsh only must not die of it
+      // (forwarding would deliver a second one: Terraform takes that as "abort now").
+      Deno.addSignalListener("SIGINT", () => {});
       const status = await child.status;
       Deno.exit(status.code || (status.signal ? 128 + 2 : 0));
     });

@@ -182,3 +182,30 @@ Deno.test("--help has examples and exit codes; bad usage exits 2", async () => {
     await w.close();
   }
 });
+
+Deno.test("exec: a Ctrl-C meant for the command is not sent to it a second time", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    assert.equal((await w.run(["env", "a"])).code, 0);
+    // Only stsh gets SIGINT here (as if forwarded by nobody): it must neither die nor pass
+    // it on, so the command finishes on its own terms.
+    const child = new Deno.Command(STSH, {
+      args: ["exec", "a", "--", "sh", "-c", 'touch "$HOME/started"; sleep 1.5; exit 5'],
+      env: w.env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const started = w.sb.path("started");
+    for (let i = 0; i < 400 && !(await Deno.stat(started).catch(() => null)); i++) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    child.kill("SIGINT");
+    const out = await child.output();
+    assert.equal(out.code, 5, new TextDecoder().decode(out.stderr));
+  } finally {
+    await w.close();
+  }
+});
