@@ -1,8 +1,8 @@
 /**
  * Talking to the person while stdout is captured by a shell hook. Questions go to the
  * controlling terminal (`/dev/tty` through /bin/sh; Windows `CONIN$`/`CONOUT$`), else to
- * stderr with stdin when both are terminals. Deno's prompt() writes to stdout and is never
- * used.
+ * stderr with stdin when both are terminals. Deno's built-in prompt function writes to stdout
+ * and is never used.
  * This is the only module that touches the terminal.
  */
 import { Cancelled } from "./errors.ts";
