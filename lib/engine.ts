@@ -271,13 +271,19 @@ class Resolver {
               `profile '${role.name}' asks for ${role.durationSeconds} s; AWS caps roles assumed from an MFA session at 1 h, so it is assumed directly with an MFA code (one code per ${role.durationSeconds} s role session).`;
           }
         } else {
-          const keys = b.kind === "keys" ? b.keys : await this.baseKeys();
-          const s = await this.userSession(keys);
-          const sessionKey = this.lastKey!;
-          source = () => Promise.resolve(s);
+          // The MFA session is needed only to mint the role: a role session still fresh is
+          // used even when the MFA session behind it has ended.
+          const keys = b.keys;
+          let sessionKey: string | undefined;
+          const fromSession = async () => {
+            const session = await this.userSession(keys);
+            sessionKey = this.lastKey;
+            return session;
+          };
+          source = fromSession;
           renewSource = async () => {
-            await this.cache.remove(sessionKey);
-            return await this.userSession(keys);
+            if (sessionKey) await this.cache.remove(sessionKey);
+            return await fromSession();
           };
           sourceId = `mfa:${sourceId}:${pl.mfaSerial}`;
           chained = true;

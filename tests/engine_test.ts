@@ -177,3 +177,26 @@ source_profile = proc
     await w.close();
   }
 });
+
+Deno.test("a role session still fresh is used even when the MFA session behind it has ended", async () => {
+  const w = await world();
+  try {
+    let offset = 0;
+    const opts = { env: w.env, interactive: false, now: () => Date.now() + offset };
+    const move = (s: number) => {
+      offset += s * 1000;
+      w.emu.advance(s);
+    };
+    await w.primeCode();
+    await resolve("a", opts);
+    move(11.5 * 3600); // the role renews silently; its new hour outlives the MFA session
+    const renewed = await resolve("a", opts);
+    move(35 * 60); // MFA session over, role still has 25 minutes
+    const again = await resolve("a", opts);
+    assert.equal(again.accessKeyId, renewed.accessKeyId);
+    assert.equal(await w.codeRequests(), 1, "no code while the role's credentials are good");
+    assert.equal(w.emu.counts.GetSessionToken, 1);
+  } finally {
+    await w.close();
+  }
+});
