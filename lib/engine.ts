@@ -5,7 +5,7 @@
  */
 import { Cache, cacheKey, isFresh, type Session } from "./cache.ts";
 import { type Config, type Keys, loadConfig, type Plan, plan, type Profile } from "./config.ts";
-import { StshError } from "./errors.ts";
+import { MfaRefused, StshError } from "./errors.ts";
 import { CodeSource } from "./mfa.ts";
 import {
   assumeRole,
@@ -95,7 +95,8 @@ class Resolver {
       try {
         return await call(code);
       } catch (e) {
-        if (!(e instanceof StshError) || !/MFA code/.test(e.message) || !src.canRetry) throw e;
+        // Only a refused code is worth another try; a wrong device or role is not.
+        if (!(e instanceof MfaRefused) || !src.canRetry) throw e;
         reason = e.message;
       } finally {
         await src.guard.remember(this.pl.mfaSerial!, code);
@@ -220,7 +221,7 @@ class Resolver {
           ? await this.withCode((code) => assumeRole(this.target(creds), { ...p, serial, code }))
           : await assumeRole(this.target(creds), p);
       } catch (e) {
-        const code = (e as { stsCode?: string }).stsCode ?? "";
+        const code = e instanceof StshError ? e.stsCode ?? "" : "";
         if (!opts.renewSource || !/^(ExpiredToken|InvalidClientTokenId)$/.test(code)) throw e;
         notice("STS refused the cached MFA session (expired or revoked); starting a new one.");
         got = await assumeRole(this.target(await opts.renewSource()), p);

@@ -14,6 +14,9 @@ export const EXIT = {
 
 /** An error meant for the person: one sentence, an optional hint, an exit code. */
 export class StshError extends Error {
+  /** The STS error code behind it, when STS said no (ExpiredToken, AccessDenied, …). */
+  stsCode?: string;
+
   constructor(
     message: string,
     readonly hint?: string,
@@ -24,17 +27,23 @@ export class StshError extends Error {
   }
 }
 
-/** An MFA code is needed but may not be asked for here. */
+/** An MFA code is needed but may not be asked for here (`stsh hook` maps it to 3 or 4). */
 export class MfaNeeded extends StshError {
-  constructor(readonly serial: string, readonly profile: string, interactiveAllowed: boolean) {
+  constructor(readonly serial: string, readonly profile: string) {
     super(
       `MFA code needed for profile '${profile}' (${serial}).`,
-      interactiveAllowed
-        ? undefined
-        : "Run it in a terminal, pass --token-code, or set mfa_process in the profile.",
-      interactiveAllowed ? EXIT.mfaNeeded : EXIT.mfaNoTerminal,
+      "Run it in a terminal, pass --token-code, or set mfa_process in the profile.",
+      EXIT.mfaNoTerminal,
     );
     this.name = "MfaNeeded";
+  }
+}
+
+/** STS refused the code itself (wrong, expired or reused): a person may type another. */
+export class MfaRefused extends StshError {
+  constructor(message: string, hint?: string) {
+    super(message, hint);
+    this.name = "MfaRefused";
   }
 }
 

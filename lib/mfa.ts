@@ -131,9 +131,9 @@ export class CodeSource {
         await new Promise((r) => setTimeout(r, 5000));
       }
     }
-    if (!this.req.interactive) throw new MfaNeeded(serial, profile, false);
+    if (!this.req.interactive) throw new MfaNeeded(serial, profile);
     this.terminal ??= openTerminal();
-    if (!this.terminal) throw new MfaNeeded(serial, profile, false);
+    if (!this.terminal) throw new MfaNeeded(serial, profile);
     const t = this.terminal;
     if (reason) t.write(`${reason}\n`);
     while (true) {

@@ -4,7 +4,7 @@
  * become one sentence plus a hint.
  */
 import type { Keys } from "./config.ts";
-import { StshError } from "./errors.ts";
+import { MfaRefused, StshError } from "./errors.ts";
 
 export interface Issued {
   accessKeyId: string;
@@ -65,17 +65,15 @@ export function explain(
 ): StshError {
   const code = String(e.name ?? "");
   const msg = String(e.message ?? "");
-  const say = (text: string, hint?: string) => {
-    const err = new StshError(text, hint);
+  const say = (text: string, hint?: string, err = new StshError(text, hint)) => {
     err.cause = e;
-    (err as StshError & { stsCode?: string }).stsCode = code;
+    err.stsCode = code;
     return err;
   };
   if (/invalid MFA one time pass code/i.test(msg)) {
-    return say(
-      `${what}: AWS refused the MFA code (wrong, expired or already used).`,
-      "Wait for the next code and try again.",
-    );
+    const text = `${what}: AWS refused the MFA code (wrong, expired or already used).`;
+    const hint = "Wait for the next code and try again.";
+    return say(text, hint, new MfaRefused(text, hint));
   }
   if (/unable to validate MFA code/i.test(msg)) {
     return say(

@@ -209,3 +209,35 @@ Deno.test("exec: a Ctrl-C meant for the command is not sent to it a second time"
     await w.close();
   }
 });
+
+Deno.test("a refused code is asked again with AWS's reason; a wrong device is not", async () => {
+  const w = await world({ mfaProcess: false });
+  try {
+    const code = await w.emu.code(w.alice);
+    const wrong = code === "000000" ? "111111" : "000000";
+    const r = await sh(
+      w,
+      `(sleep 1; printf '${wrong}\\r'; sleep 3; printf '${code}\\r') | script -qec '"$STSH" env a < /dev/null 2>/dev/null > "$HOME/out.txt"' /dev/null; echo "rc=$?"`,
+    );
+    assert.match(r.stdout, /rc=0/);
+    assert.equal(r.stdout.match(/MFA code for a /g)?.length, 2);
+    assert.match(r.stdout, /AWS refused the MFA code \(wrong, expired or already used\)/);
+    assert.match(await Deno.readTextFile(w.sb.path("out.txt")), /^export AWS_ACCESS_KEY_ID='ASIA/m);
+
+    await Deno.writeTextFile(
+      w.env.AWS_CONFIG_FILE,
+      `\n[profile ghost]\nrole_arn = ${w.roles.a.arn}\nsource_profile = me\nmfa_serial = arn:aws:iam::123456789012:mfa/ghost\n`,
+      { append: true },
+    );
+    const next = await w.emu.code(w.alice, 1);
+    const g = await sh(
+      w,
+      `(sleep 1; printf '${next}\\r'; sleep 3; printf '${next}\\r') | script -qec '"$STSH" env ghost < /dev/null > /dev/null' /dev/null; echo "rc=$?"`,
+    );
+    assert.match(g.stdout, /rc=1/);
+    assert.equal(g.stdout.match(/MFA code for ghost /g)?.length, 1, g.stdout);
+    assert.match(g.stdout, /does not know this MFA device/);
+  } finally {
+    await w.close();
+  }
+});
