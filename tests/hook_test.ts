@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { parseExports, stsh } from "./support/fixture.ts";
-import { type World, world } from "./support/world.ts";
+import { assertNoSecrets, type World, world } from "./support/world.ts";
 
 /** Apply a change set to an environment, as `eval` would. */
 function apply(env: Record<string, string>, changes: Record<string, string | null>) {
@@ -112,6 +112,21 @@ Deno.test("hook: untrusted, denied and hostile tags: status 2, no credentials, n
     assert.equal((await hook(w, w.env, dir)).code, 2);
     assert.equal((await w.run(["deny"], { cwd: dir })).code, 0);
     assert.match((await hook(w, w.env, dir)).stderr, /is denied/);
+    // A valid name that is not a profile in the config: refused, with the reason.
+    const ghost = await tagged(w, "ghost", "ghost", false);
+    const allowed = await w.run(["allow"], { cwd: ghost });
+    assert.match(allowed.stderr, /warning: 'ghost' is not in .*config \(yet\)/);
+    const g = await hook(w, w.env, ghost);
+    assert.equal(g.code, 2);
+    assert.match(g.stderr, /profile 'ghost' is not in your AWS config; nothing set/);
+    // A tag owned by someone else is never read as trusted, whatever the trust store says.
+    if (Deno.uid() === 0) {
+      const other = await tagged(w, "a", "other");
+      await Deno.chown(`${other}/.aws-profile`, 65534, 65534);
+      const o = await hook(w, w.env, other);
+      assert.equal(o.code, 2);
+      assert.match(o.stderr, /belongs to another user; ignored/);
+    }
     const evil = await tagged(w, "$(touch PWNED)", "evil", false);
     const e = await hook(w, w.env, evil);
     assert.equal(e.code, 2);
@@ -131,6 +146,11 @@ Deno.test("hook: a warm cache skips the config parser, but an edited config is r
     assert.equal(first.code, 0, first.stderr);
     const warm = await w.run(["hook", "bash", "--debug"], { env: w.env, cwd: dir });
     assert.match(warm.stderr, /cache hit without parsing the config: a/);
+    assertNoSecrets(
+      warm.stderr,
+      first.changes.AWS_SECRET_ACCESS_KEY!,
+      first.changes.AWS_SESSION_TOKEN!,
+    );
     assert.equal(parseExports(warm.stdout).AWS_ACCESS_KEY_ID, first.changes.AWS_ACCESS_KEY_ID);
     // Point profile a at role b: the next hook must see it, not the remembered session.
     const cfg = await Deno.readTextFile(w.env.AWS_CONFIG_FILE);
