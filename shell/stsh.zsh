@@ -194,14 +194,13 @@ __stsh_complete_assume() {
   compadd -- --clear $names
 }
 
-# compdef exists once compinit has run. When this file is sourced before compinit, register
-# at the first prompt where compdef exists, then drop this check.
+# compdef exists once compinit has run. When this file is sourced before compinit (earlier in
+# ~/.zshrc), register at the first prompt, then drop this check either way: without compinit
+# there is no completion system to register with, and the prompt should not pay for asking.
 __stsh_compdef() {
   \builtin emulate -L zsh
-  if (($+functions[compdef])); then
-    compdef __stsh_complete_assume assume
-    add-zsh-hook -d precmd __stsh_compdef
-  fi
+  (($+functions[compdef])) && compdef __stsh_complete_assume assume
+  add-zsh-hook -d precmd __stsh_compdef
 }
 
 # Install: add-zsh-hook de-duplicates, so sourcing twice leaves one entry of each. The prompt
