@@ -1,0 +1,152 @@
+/**
+ * Helper processes with a deadline (design.md: "every helper process and every wait has a
+ * deadline, and is killed with its process group"). A helper — `mfa_process`,
+ * `credential_process`, a keyring tool — runs in its own session and process group, so that
+ * on timeout, on Ctrl-C and when stsh exits, the helper *and everything it started* is
+ * killed. The price: a helper has no controlling terminal. It may print on stderr (which it
+ * shares with stsh); it cannot read the terminal.
+ */
+import { Cancelled, StshError } from "./errors.ts";
+import { isWindows } from "./paths.ts";
+import { visible } from "./text.ts";
+
+/** Seconds a helper may run: STSH_HELPER_TIMEOUT, default 60. */
+export function helperTimeoutMs(env: Record<string, string> = Deno.env.toObject()): number {
+  const s = Number(env.STSH_HELPER_TIMEOUT);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 60_000;
+}
+
+const live = new Set<Deno.ChildProcess>();
+let interrupted = false;
+
+function killGroup(child: Deno.ChildProcess, signal: Deno.Signal) {
+  try {
+    if (isWindows) child.kill(signal);
+    else Deno.kill(-child.pid, signal);
+  } catch { /* already gone */ }
+}
+
+function killAll() {
+  for (const c of live) killGroup(c, "SIGKILL");
+  live.clear();
+}
+
+const onInt = () => {
+  interrupted = true;
+  killAll();
+};
+const onTerm = (code: number) => () => {
+  killAll();
+  Deno.exit(code);
+};
+const onTermListener = onTerm(143);
+const onHupListener = onTerm(129);
+
+function track(child: Deno.ChildProcess) {
+  if (live.size === 0) {
+    globalThis.addEventListener("unload", killAll);
+    if (!isWindows) {
+      Deno.addSignalListener("SIGINT", onInt);
+      Deno.addSignalListener("SIGTERM", onTermListener);
+      Deno.addSignalListener("SIGHUP", onHupListener);
+    }
+  }
+  live.add(child);
+}
+
+function untrack(child: Deno.ChildProcess) {
+  live.delete(child);
+  if (live.size === 0) {
+    globalThis.removeEventListener("unload", killAll);
+    if (!isWindows) {
+      Deno.removeSignalListener("SIGINT", onInt);
+      Deno.removeSignalListener("SIGTERM", onTermListener);
+      Deno.removeSignalListener("SIGHUP", onHupListener);
+    }
+  }
+}
+
+export interface HelperOptions {
+  /** Who is running, for messages: "mfa_process of profile 'prod'". */
+  what: string;
+  timeoutMs?: number;
+  /** Refuse output longer than this (default 64 KiB). */
+  maxOutputBytes?: number;
+  env?: Record<string, string>;
+  /** The environment the helper sees (default: stsh's own). */
+  childEnv?: Record<string, string>;
+}
+
+/**
+ * Run `command` through the platform shell; resolve with its stdout when it exits 0.
+ * Throws StshError (one sentence) on a start failure, a non-zero exit, a timeout or too much
+ * output, and Cancelled when Ctrl-C arrived while it ran.
+ */
+export async function runHelper(command: string, opts: HelperOptions): Promise<string> {
+  const ms = opts.timeoutMs ?? helperTimeoutMs(opts.env);
+  const max = opts.maxOutputBytes ?? 64 * 1024;
+  const shell = isWindows ? ["cmd.exe", "/d", "/s", "/c"] : ["/bin/sh", "-c"];
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(shell[0], {
+      args: [...shell.slice(1), command],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+      detached: !isWindows,
+      ...(opts.childEnv ? { env: opts.childEnv, clearEnv: true } : {}),
+    }).spawn();
+  } catch (e) {
+    throw new StshError(`${opts.what} could not start: ${visible((e as Error).message)}`);
+  }
+  interrupted = false;
+  track(child);
+  let why: string | undefined;
+  let hardKill: ReturnType<typeof setTimeout> | undefined;
+  const timer = setTimeout(() => {
+    why = `did not finish within ${ms / 1000} s; stopped it`;
+    killGroup(child, "SIGTERM");
+    hardKill = setTimeout(() => killGroup(child, "SIGKILL"), 1000);
+  }, ms);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of child.stdout) {
+      size += chunk.length;
+      if (size > max) {
+        why = `printed more than ${max} bytes; stopped it`;
+        killGroup(child, "SIGKILL");
+        break;
+      }
+      chunks.push(chunk);
+    }
+    const status = await child.status;
+    // Whatever it left behind in its group goes too (a daemon it started, a stuck child).
+    killGroup(child, "SIGKILL");
+    if (interrupted) throw new Cancelled();
+    if (why) {
+      throw new StshError(
+        `${opts.what} ${why}.`,
+        "Check the command by running it yourself (STSH_HELPER_TIMEOUT sets the limit in seconds).",
+      );
+    }
+    if (!status.success) {
+      throw new StshError(
+        `${opts.what} failed (${
+          status.signal ? `killed by ${status.signal}` : `exit code ${status.code}`
+        }).`,
+      );
+    }
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(hardKill);
+    untrack(child);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return new TextDecoder().decode(out);
+}

@@ -1,0 +1,23 @@
+/**
+ * Text from the outside world, made safe to print: paths, ARNs, tag contents and STS
+ * messages can carry terminal escapes (a pane title changed, a line erased) or bidi
+ * controls that reorder what a person reads. Every such character is shown as an escape.
+ */
+
+// C0 controls but tab and newline, DEL, C1 controls, bidi embeddings/overrides/isolates,
+// line/paragraph separators and the zero-width characters that hide text.
+// deno-lint-ignore no-control-regex
+const HIDDEN = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/g;
+
+/** `s` with every control or invisible formatting character written as `\xNN` / `\uNNNN`. */
+export function visible(s: string): string {
+  return s.replace(HIDDEN, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, "0")}` : `\\u${n.toString(16)}`;
+  });
+}
+
+/** visible(), with newlines and tabs escaped too: for values that must stay on one line. */
+export function oneLine(s: string): string {
+  return visible(s).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
+}
