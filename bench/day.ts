@@ -3,7 +3,7 @@
  * minutes — for stsh and for the AWS CLI's own `mfa_serial` + `role_arn` flow.
  *
  * Time is moved with libfaketime (Debian's `faketime`), for everyone at once: each side has a
- * standalone STS emulator (tests/support/sts_emulator.ts) running under libfaketime, whose
+ * standalone STS emulator (emulator/sts.ts) running under libfaketime, whose
  * offset is read from a file the bench rewrites at each step, and every stsh or aws process of
  * that step runs with the same offset. SigV4 signing times, TOTP codes, issued expirations
  * and both tools' cache checks all see the same simulated clock; nothing in either tool is
@@ -26,7 +26,7 @@ import { type Row, sample } from "./stats.ts";
 import { awsConfig, awsCredentials, ROLE_PROFILES, ROOT, STSH } from "./setup.ts";
 import { type AwsCli, endpointCli } from "./aws_cli.ts";
 import { type Sandbox, sandbox } from "../tests/support/fixture.ts";
-import type { Role, User } from "../tests/support/sts_emulator.ts";
+import type { Role, User } from "../emulator/sts.ts";
 
 export interface DayOptions {
   hours: number;
@@ -113,7 +113,7 @@ class FakeEmulator {
         "--allow-net=127.0.0.1",
         "--allow-read",
         "--allow-write",
-        `${ROOT}/tests/support/sts_emulator.ts`,
+        `${ROOT}/emulator/sts.ts`,
         "--setup",
         setup,
         "--port-file",
@@ -366,7 +366,7 @@ async function fakeDay(
 
 /** stsh's side without libfaketime: the real engine in-process, the emulator's clock injected. */
 async function inProcessStsh(steps: Step[]): Promise<{ prompts: number; note: string }> {
-  const { StsEmulator } = await import("../tests/support/sts_emulator.ts");
+  const { StsEmulator } = await import("../emulator/sts.ts");
   const { resolve } = await import("../lib/engine.ts");
   const emu = await StsEmulator.start();
   const sb = await sandbox({ AWS_ENDPOINT_URL_STS: emu.url, AWS_REGION: "us-east-1" });

@@ -7,7 +7,7 @@
  * the hooks run `bin/stsh` through a wrapper that logs each start, so the bench can prove
  * that a burst of prompts started no process.
  */
-import { type Role, StsEmulator, type User } from "../tests/support/sts_emulator.ts";
+import { type Role, StsEmulator, type User } from "../emulator/sts.ts";
 import { type Sandbox, sandbox, stsh as runStsh } from "../tests/support/fixture.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");

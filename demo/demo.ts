@@ -1,7 +1,7 @@
 /**
  * `deno task demo [--shell zsh|bash|pwsh]`: stsh in a sandbox, for a first look.
  *
- * It starts the STS emulator (tests/support/sts_emulator.ts, in this process, on 127.0.0.1)
+ * It starts the STS emulator (emulator/sts.ts, in this process, on 127.0.0.1)
  * and an interactive shell whose HOME is a fresh temporary directory holding a demo
  * `~/.aws/config` (an MFA user and two roles that demand MFA), two tagged and trusted project
  * directories, and stsh's hook. `stsh-demo code` shows the MFA code, `stsh-demo skip 55m`
@@ -26,7 +26,7 @@
  * Nothing outside the sandbox is read or written, except the Deno cache (DENO_DIR), the
  * programs themselves and those two /dev/shm objects while the demo runs.
  */
-import { StsEmulator } from "../tests/support/sts_emulator.ts";
+import { StsEmulator } from "../emulator/sts.ts";
 import { delimiter, dirname, join } from "node:path";
 
 const REPO = dirname(dirname(new URL(import.meta.url).pathname));

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { Pty } from "./support/pty.ts";
-import { StsEmulator } from "./support/sts_emulator.ts";
+import { StsEmulator } from "../emulator/sts.ts";
 import { defaultShell, parseArgs } from "../demo/demo.ts";
 import { formatDuration, parseDuration, readOffset } from "../demo/stsh_demo.ts";
 

@@ -3,7 +3,7 @@
  * device, roles that demand MFA, and a sandbox HOME whose ~/.aws files describe them the way
  * a person would (the seed article's `mfa_serial` + `role_arn` + `source_profile` shape).
  */
-import { type Role, StsEmulator, type User } from "./sts_emulator.ts";
+import { type Role, StsEmulator, type User } from "../../emulator/sts.ts";
 import { type Run, type Sandbox, sandbox, stsh } from "./fixture.ts";
 
 export interface World {

@@ -2,7 +2,7 @@
  * A local AWS STS emulator for tests (see /work/shared/reference/sts.md, sections 1-3 and 8).
  *
  * Library: `const emu = await StsEmulator.start(); const alice = emu.addUser({ name: "alice" });`
- * Standalone: `deno run --allow-net --allow-read --allow-write tests/support/sts_emulator.ts
+ * Standalone: `deno run --allow-net --allow-read --allow-write emulator/sts.ts
  *   --setup setup.json [--port-file PATH] [--port N] [--virtual-clock]` prints one JSON line
  *   `{"url","users","roles"}` and serves until SIGTERM/SIGINT, with control routes under
  *   `/__control/` (code, advance, counts, now) answered for 127.0.0.1 only.
@@ -765,7 +765,7 @@ async function standalone(args: string[]): Promise<void> {
   const setupPath = opt("--setup");
   if (!setupPath) {
     console.error(
-      "usage: sts_emulator.ts --setup FILE.json [--port-file PATH] [--port N] [--virtual-clock]",
+      "usage: emulator/sts.ts --setup FILE.json [--port-file PATH] [--port N] [--virtual-clock]",
     );
     Deno.exit(2);
   }

@@ -8,8 +8,8 @@ import {
   STSClient,
   type STSClientConfig,
 } from "@aws-sdk/client-sts";
-import { StsEmulator, type User } from "./sts_emulator.ts";
-import { base32Decode, base32Encode, randomBase32Secret, totp } from "./totp.ts";
+import { StsEmulator, type User } from "../emulator/sts.ts";
+import { base32Decode, base32Encode, randomBase32Secret, totp } from "../emulator/totp.ts";
 
 // ---- helpers ----
 
@@ -908,7 +908,7 @@ Deno.test("standalone: JSON line, port file, control routes, SIGTERM", async () 
       "--allow-net",
       "--allow-read",
       "--allow-write",
-      new URL("./sts_emulator.ts", import.meta.url).pathname,
+      new URL("../emulator/sts.ts", import.meta.url).pathname,
       "--setup",
       setupFile,
       "--port-file",
