@@ -111,6 +111,20 @@ interface Key {
   token?: string;
   expiresAt?: number;
   mfa: boolean;
+  /** A role session assumed with temporary credentials (role chaining, in AWS's words). */
+  fromSession?: boolean;
+}
+
+/** What the emulator knows of credentials it issued (see `credentialInfo`). */
+export interface CredentialInfo {
+  /** long-term: a user's keys; session: GetSessionToken; role: AssumeRole. */
+  kind: "long-term" | "session" | "role";
+  arn: string;
+  /** Epoch ms on the virtual clock; undefined for long-term keys. */
+  expiresAt?: number;
+  expired: boolean;
+  /** A role session assumed with temporary credentials rather than a user's long-term keys. */
+  fromSession: boolean;
 }
 
 export class StsEmulator {
@@ -233,6 +247,28 @@ export class StsEmulator {
   /** The next `times` calls of `action` fail with `kind` (Hang: held open until close/abort). */
   failNext(action: string, kind: FaultKind, times = 1): void {
     this.#faults.push({ action, kind, times });
+  }
+
+  /**
+   * What the emulator knows of the credentials, when it issued them and all three parts match
+   * (access key id, secret, session token); undefined otherwise. For peers that accept STS
+   * credentials, such as the console federation stand-in (emulator/federation.ts).
+   */
+  credentialInfo(
+    accessKeyId: string,
+    secretAccessKey: string,
+    sessionToken?: string,
+  ): CredentialInfo | undefined {
+    const key = this.#keys.get(accessKeyId);
+    if (!key || !sameText(key.secret, secretAccessKey)) return undefined;
+    if ((key.token ?? "") !== (sessionToken ?? "")) return undefined;
+    return {
+      kind: key.role ? "role" : key.token !== undefined ? "session" : "long-term",
+      arn: this.#arnOf(key),
+      expiresAt: key.expiresAt,
+      expired: key.expiresAt !== undefined && this.now() >= key.expiresAt,
+      fromSession: key.fromSession ?? false,
+    };
   }
 
   /** Clears `counts` and `calls`. */
@@ -499,7 +535,7 @@ export class StsEmulator {
     // (A code given here either passes or throws, so requireMfa is settled above.)
     await this.#checkMfa(p, caller);
     const creds = this.#issue(
-      { role, sessionName: sessionName!, mfa: false },
+      { role, sessionName: sessionName!, mfa: false, fromSession: caller.token !== undefined },
       role.lifetimeSeconds ?? duration,
     );
     const result: Fields = {
