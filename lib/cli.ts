@@ -5,6 +5,7 @@
 import { Command, CommanderError, Option } from "commander";
 import meta from "../deno.json" with { type: "json" };
 import { Cache } from "./cache.ts";
+import { consoleLink, openInBrowser, parseDuration } from "./console.ts";
 import { describe, getProfile, loadConfig, PROFILE_NAME } from "./config.ts";
 import { type Credentials, resolve } from "./engine.ts";
 import { EXIT, StshError } from "./errors.ts";
@@ -172,6 +173,38 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
       Deno.addSignalListener("SIGINT", () => {});
       const status = await child.status;
       Deno.exit(status.code || (status.signal ? 128 + 2 : 0));
+    });
+
+  program.command("console")
+    .description("open the AWS console as a role profile (or print the sign-in URL)")
+    .argument("[profile]", "role profile (default: $AWS_PROFILE or 'default')")
+    .option("--print", "print the sign-in URL on stdout instead of opening a browser")
+    .option("--destination <url>", "console page to open: a URL, or a path such as /s3/home")
+    .option(
+      "--duration <d>",
+      "console session length, 15m..12h (roles assumed from long-term keys)",
+    )
+    .option("-t, --token-code <code>", "the current 6-digit MFA code")
+    .action(async (
+      p: string | undefined,
+      o: { print?: boolean; destination?: string; duration?: string; tokenCode?: string },
+    ) => {
+      const profile = defaultProfile(p);
+      checkName(profile);
+      const link = await consoleLink(profile, {
+        destination: o.destination,
+        durationSeconds: o.duration === undefined ? undefined : parseDuration(o.duration),
+        tokenCode: o.tokenCode,
+        log: debug() ? (m) => notice(`debug: ${m}`) : undefined,
+      });
+      const until = link.until ? `; the console session lasts until ${clock(link.until)}` : "";
+      if (o.print) {
+        out(link.url + "\n");
+        notice(`sign-in URL for '${profile}' (use it within 15 minutes, once)${until}.`);
+      } else {
+        await openInBrowser(link.url, { profile });
+        notice(`opened the AWS console as '${profile}' in your browser${until}.`);
+      }
     });
 
   program.command("profiles")
