@@ -17,26 +17,18 @@ import {
   processJson,
   psQuote,
   shQuote,
+  stateChanges,
 } from "./formats.ts";
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
 import { notice } from "./tty.ts";
 import { join, resolvePath } from "./paths.ts";
+import { clock, timeLeft, visible } from "./text.ts";
 
 const out = (text: string) => {
   const bytes = new TextEncoder().encode(text);
   let done = 0;
   while (done < bytes.length) done += Deno.stdout.writeSync(bytes.subarray(done));
 };
-
-export function timeLeft(ms: number): string {
-  if (ms <= 0) return "expired";
-  const m = Math.floor(ms / 60000);
-  if (m < 1) return `${Math.floor(ms / 1000)}s`;
-  if (m < 60) return `${m}m`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
-}
-
-const clock = (d: Date) => d.toTimeString().slice(0, 5);
 
 function defaultProfile(p?: string): string {
   return p || Deno.env.get("AWS_PROFILE") || "default";
@@ -128,7 +120,12 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
       const c = await credentialsFor(defaultProfile(p), o, debug());
       if (o.format === "process") out(processJson(c));
       else if (o.format === "json") out(credentialsJson(c));
-      else out(FORMATS[o.format].export(credentialChanges(c)));
+      else {
+        out(FORMATS[o.format].export({
+          ...credentialChanges(c),
+          ...stateChanges(c.profile, c.expiration),
+        }));
+      }
     });
 
   program.command("credential-process")
@@ -284,11 +281,15 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
       const exp = Number(env.STSH_EXPIRES) * 1000;
       const how = env.STSH_PINNED === "1"
         ? "assumed"
-        : `from ${join(env.STSH_ROOT ?? "", TAG_FILE)}`;
+        : env.STSH_ROOT
+        ? `from ${join(env.STSH_ROOT, TAG_FILE)}`
+        : "set by `stsh env`";
       out(
-        `${env.STSH_PROFILE} (${how}): ${
-          exp ? `${timeLeft(exp - Date.now())} left, until ${clock(new Date(exp))}` : "no expiry"
-        }\n`,
+        visible(
+          `${env.STSH_PROFILE} (${how}): ${
+            exp ? `${timeLeft(exp - Date.now())} left, until ${clock(new Date(exp))}` : "no expiry"
+          }\n`,
+        ),
       );
     });
 

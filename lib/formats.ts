@@ -19,15 +19,31 @@ export const CREDENTIAL_VARS = [
 ] as const;
 /** Unset while stsh credentials are active: the JS SDK prefers AWS_PROFILE over keys. */
 export const SHADOWING_VARS = ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SECURITY_TOKEN"] as const;
-export const AWS_VARS: readonly string[] = [...CREDENTIAL_VARS, ...SHADOWING_VARS];
-export const STATE_VARS = [
-  "STSH_PROFILE",
-  "STSH_ROOT",
-  "STSH_EXPIRES",
-  "STSH_PINNED",
-  "STSH_PREV",
+/**
+ * The container-credentials endpoint (`--serve`, `stsh exec`): set instead of the keys, which
+ * would outrank it; the other two are unset while it is in use (the token file outranks the
+ * token in botocore).
+ */
+export const CONTAINER_VARS = [
+  "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+  "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+  "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+  "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 ] as const;
-export const MANAGED: readonly string[] = [...AWS_VARS, ...STATE_VARS];
+export const AWS_VARS: readonly string[] = [
+  ...CREDENTIAL_VARS,
+  ...SHADOWING_VARS,
+  ...CONTAINER_VARS,
+];
+/** The hook's state, exported so that prompts, `stsh current` and nested shells see it. */
+export const STATE_VARS = ["STSH_PROFILE", "STSH_ROOT", "STSH_EXPIRES", "STSH_PINNED"] as const;
+/**
+ * The user's own values of every name stsh changed (JSON). Kept by each shell in a variable
+ * that is NOT exported — it can hold the user's long-term secret key, which children must not
+ * inherit — and handed to the binary in the environment of the one call that needs it.
+ */
+export const PREV_VAR = "STSH_PREV";
+export const MANAGED: readonly string[] = [...AWS_VARS, ...STATE_VARS, PREV_VAR];
 
 export interface Creds {
   accessKeyId: string;
@@ -132,10 +148,28 @@ export const FORMATS: Record<string, Format> = {
   dotenv: { export: (c) => lines(c, (k, v) => `${k}=${plain(v, "dotenv")}`) },
 };
 
+/** For `stsh env`: who set the credentials and until when, for `stsh current` and prompts. */
+export function stateChanges(profile: string, expiration?: Date): ChangeSet {
+  return {
+    STSH_PROFILE: profile,
+    STSH_EXPIRES: expiration ? String(Math.floor(expiration.getTime() / 1000)) : null,
+  };
+}
+
+/** bash/zsh hooks: `export`/`unset`, and the saved values into the shell-private variable. */
+const posixHook: Format = {
+  export: (c) =>
+    lines(
+      c,
+      (k, v) => k === PREV_VAR ? `__stsh_prev=${shQuote(v)}` : `export ${k}=${shQuote(v)}`,
+      (k) => k === PREV_VAR ? "__stsh_prev=" : `unset ${k}`,
+    ),
+};
+
 /** What the shell hooks read: shell code for bash/zsh, one JSON line for pwsh. */
 export const HOOK_FORMATS: Record<string, Format> = {
-  bash: posix,
-  zsh: posix,
+  bash: posixHook,
+  zsh: posixHook,
   pwsh: {
     export: (c) => {
       for (const k of Object.keys(c)) {

@@ -19,7 +19,7 @@ export class Unreadable extends Error {
 export interface ReadRules {
   /** Refuse files larger than this many bytes (every byte counts, NULs too). */
   maxBytes: number;
-  /** Refuse a file owned by another user (ignored on Windows). */
+  /** Refuse a file (or a link to it) owned by another user (ignored on Windows). */
   ownedByMe?: boolean;
   /** Refuse a file that others may write (mode & 022; ignored on Windows). */
   notWritableByOthers?: boolean;
@@ -50,6 +50,9 @@ export async function checkRegular(
   const link = st.isSymlink;
   if (link) {
     if (rules.noLinks) throw new Unreadable(path, "is a symbolic link");
+    if (rules.ownedByMe && !isWindows && st.uid !== null && st.uid !== Deno.uid()) {
+      throw new Unreadable(path, "is a symbolic link that belongs to another user");
+    }
     try {
       st = await Deno.stat(path);
     } catch {

@@ -8,12 +8,14 @@ import {
   type ChangeSet,
   credentialChanges,
   HOOK_FORMATS,
+  PREV_VAR,
   STATE_VARS,
 } from "./formats.ts";
-import { findTag, inspectTag, TrustStore } from "./trust.ts";
+import { asksFor, findTag, inspectTag, TrustStore } from "./trust.ts";
 import { notice } from "./tty.ts";
 import { configStamp, isAbsolute, PROFILE_NAME, refreshMargin } from "./paths.ts";
 import { Cache, isFresh } from "./cache.ts";
+import { clock, timeLeft, visible } from "./text.ts";
 
 export interface HookRequest {
   cwd: string;
@@ -22,6 +24,11 @@ export interface HookRequest {
   prompt: boolean;
   /** Do not repeat a notice the shell has already shown for this tag. */
   quiet: boolean;
+  /**
+   * Exit at once on Ctrl-C without a word (pwsh): pwsh aborts its prompt function when a
+   * native command is still writing after Ctrl-C, so its hook says "cancelled" itself.
+   */
+  silentCancel?: boolean;
   assume?: string;
   unassume?: boolean;
   now?: () => number;
@@ -33,32 +40,42 @@ export interface HookResult {
   status: number;
 }
 
-/** The hook state kept in the environment. */
+/**
+ * The user's own values stsh saves when it first changes anything: every AWS name it sets or
+ * unsets, and the STSH_PROFILE / STSH_EXPIRES that `eval "$(stsh env …)"` may have set.
+ */
+const SAVED: readonly string[] = [...AWS_VARS, "STSH_PROFILE", "STSH_EXPIRES"];
+
+/**
+ * The hook state kept in the environment. The hook manages only what it set itself: a
+ * directory tag (STSH_ROOT) or an `assume` (STSH_PINNED=1). Anything else — including
+ * credentials from `eval "$(stsh env …)"`, which carry STSH_PROFILE — is the user's own.
+ */
 export class HookState {
   readonly profile: string;
   readonly root: string;
   readonly expires: number;
   readonly pinned: boolean;
+  /** Did the hook (tag or assume) set what is in the environment? */
+  readonly active: boolean;
   readonly prev: Record<string, string | null>;
 
   constructor(readonly env: Record<string, string>) {
-    this.profile = env.STSH_PROFILE ?? "";
     this.root = env.STSH_ROOT ?? "";
-    this.expires = Number(env.STSH_EXPIRES) || 0;
     this.pinned = env.STSH_PINNED === "1";
-    this.prev = parsePrev(env.STSH_PREV);
-  }
-
-  get active(): boolean {
-    return this.profile !== "";
+    this.active = (env.STSH_PROFILE ?? "") !== "" && (this.root !== "" || this.pinned);
+    this.profile = this.active ? env.STSH_PROFILE : "";
+    this.expires = this.active ? Number(env.STSH_EXPIRES) || 0 : 0;
+    this.prev = this.active ? parsePrev(env[PREV_VAR]) : {};
   }
 
   /** The environment as the person had it before stsh changed anything. */
   userEnv(): Record<string, string> {
     const out = { ...this.env };
-    for (const k of STATE_VARS) delete out[k];
+    delete out[PREV_VAR];
     if (!this.active) return out;
-    for (const k of AWS_VARS) {
+    for (const k of STATE_VARS) delete out[k];
+    for (const k of SAVED) {
       const v = this.prev[k];
       if (typeof v === "string") out[k] = v;
       else delete out[k];
@@ -68,10 +85,11 @@ export class HookState {
 
   /** Put back every variable stsh changed, and forget the state. */
   restore(): ChangeSet {
-    if (!this.active && !this.env.STSH_PREV) return {};
+    if (!this.active) return {};
     const c: ChangeSet = {};
-    for (const k of AWS_VARS) c[k] = this.prev[k] ?? null;
     for (const k of STATE_VARS) c[k] = null;
+    for (const k of SAVED) c[k] = this.prev[k] ?? null;
+    c[PREV_VAR] = null;
     return c;
   }
 
@@ -81,8 +99,8 @@ export class HookState {
     pinned: boolean,
     creds: Parameters<typeof credentialChanges>[0],
   ): ChangeSet {
-    const prev: Record<string, string | null> = this.active ? { ...this.prev } : {};
-    if (!this.active) { for (const k of AWS_VARS) prev[k] = this.env[k] ?? null; }
+    const prev: Record<string, string | null> = {};
+    for (const k of SAVED) prev[k] = this.active ? this.prev[k] ?? null : this.env[k] ?? null;
     const c: ChangeSet = {};
     for (const k of AWS_VARS) c[k] = prev[k] ?? null; // anything the credentials leave out
     Object.assign(c, credentialChanges(creds));
@@ -92,7 +110,7 @@ export class HookState {
       ? String(Math.floor(creds.expiration.getTime() / 1000))
       : null;
     c.STSH_PINNED = pinned ? "1" : null;
-    c.STSH_PREV = JSON.stringify(prev);
+    c[PREV_VAR] = JSON.stringify(prev);
     return c;
   }
 
@@ -107,7 +125,7 @@ function parsePrev(text: string | undefined): Record<string, string | null> {
   try {
     const o = JSON.parse(text);
     const out: Record<string, string | null> = {};
-    for (const k of AWS_VARS) {
+    for (const k of SAVED) {
       if (typeof o?.[k] === "string" || o?.[k] === null) out[k] = o[k];
     }
     return out;
@@ -116,12 +134,62 @@ function parsePrev(text: string | undefined): Record<string, string | null> {
   }
 }
 
+/** "role admin in 210987654321" for an assumed-role ARN, else the ARN's last part. */
+export function describeArn(arn?: string): string {
+  if (!arn) return "";
+  const m = arn.match(/^arn:aws[a-z-]*:sts::(\d{12}):assumed-role\/([^/]+)\//);
+  if (m) return `role ${m[2]} in ${m[1]}`;
+  const u = arn.match(/^arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):(.+)$/);
+  return u ? `${u[2]} in ${u[1]}` : arn;
+}
+
+/** The one line that says what is active now: profile, where from, role, time left. */
+function activeLine(
+  profile: string,
+  from: string,
+  creds: { expiration?: Date; arn?: string },
+  now: number,
+): string {
+  const who = describeArn(creds.arn);
+  const left = creds.expiration
+    ? `${timeLeft(creds.expiration.getTime() - now)} left, until ${clock(creds.expiration)}`
+    : "no expiry";
+  return `${profile}${who ? ` (${visible(who)})` : ""} ${from}: ${left}.`;
+}
+
 export async function decide(req: HookRequest): Promise<HookResult> {
   const state = new HookState(req.env);
   const now = req.now ?? Date.now;
+  const log = req.log ?? (() => {});
+  /** Notices about a tag: once per tag per shell (the shell passes --quiet after that). */
   const say = (text: string) => req.quiet || notice(text);
+  /** What is set or cleared: one line, unless STSH_QUIET=1. */
+  const tell = (text: string) => req.env.STSH_QUIET === "1" || notice(text);
+  const again = req.assume !== undefined
+    ? `\`assume ${req.assume}\` asks again.`
+    : "`stsh reload` (or cd) asks again.";
+  const cleared = (changes: ChangeSet): HookResult => {
+    if (state.active) {
+      const own = Object.values(state.prev).some((v) => typeof v === "string");
+      tell(
+        `${state.profile} cleared; ${
+          own ? "your own AWS variables are back" : "no AWS credentials are set"
+        }.`,
+      );
+    }
+    return { changes, status: EXIT.ok };
+  };
 
-  if (req.unassume) return { changes: state.restore(), status: EXIT.ok };
+  log(
+    `state: ${
+      state.active
+        ? `${state.profile} ${state.pinned ? "(assumed)" : `from ${state.root}`}, until ${
+          state.expires || "-"
+        }`
+        : "nothing stsh set"
+    }`,
+  );
+  if (req.unassume) return cleared(state.restore());
 
   const activate = async (profile: string, root: string, pinned: boolean) => {
     const userEnv = state.userEnv();
@@ -132,13 +200,10 @@ export async function decide(req: HookRequest): Promise<HookResult> {
       (s) => isFresh(s, now(), margin),
     );
     if (quick) {
-      req.log?.(`cache hit without parsing the config: ${profile}`);
+      log(`cache hit without parsing the config: ${profile}`);
       const { session: s, region } = quick;
-      return state.activate(profile, root, pinned, {
-        ...s,
-        expiration: new Date(s.expiration),
-        region,
-      });
+      const creds = { ...s, expiration: new Date(s.expiration), region };
+      return { changes: state.activate(profile, root, pinned, creds), creds };
     }
     // Loaded only now: the AWS config parser and the engine are the slow part of start-up,
     // and the paths without a trusted tag or with a warm cache never need them.
@@ -155,7 +220,7 @@ export async function decide(req: HookRequest): Promise<HookResult> {
       now,
       log: req.log,
     });
-    return state.activate(profile, root, pinned, creds);
+    return { changes: state.activate(profile, root, pinned, creds), creds };
   };
 
   /** Resolve, mapping "needs a code" and "cancelled" to the protocol's statuses. */
@@ -164,23 +229,32 @@ export async function decide(req: HookRequest): Promise<HookResult> {
     root: string,
     pinned: boolean,
     onFailure: ChangeSet,
+    from: string,
   ): Promise<HookResult> => {
     try {
-      const changes = await activate(profile, root, pinned);
-      if (!changes) {
+      const got = await activate(profile, root, pinned);
+      if (!got) {
         say(`profile '${profile}' is not in your AWS config; nothing set.`);
         return { changes: onFailure, status: EXIT.refused };
       }
-      return { changes, status: EXIT.ok };
+      // A renewal of what is already active is silent; anything new gets one line.
+      const renewal = state.active && state.profile === profile && state.root === root &&
+        state.pinned === pinned;
+      if (!renewal) tell(activeLine(profile, from, got.creds, now()));
+      return { changes: got.changes, status: EXIT.ok };
     } catch (e) {
       if (e instanceof MfaNeeded) {
         return { changes: onFailure, status: req.prompt ? EXIT.mfaNoTerminal : EXIT.mfaNeeded };
       }
-      if (e instanceof Cancelled) return { changes: state.restore(), status: EXIT.cancelled };
+      if (e instanceof Cancelled) {
+        if (!req.silentCancel) notice(`cancelled; ${again}`);
+        return { changes: state.restore(), status: EXIT.cancelled };
+      }
       if (e instanceof StshError) {
         notice(e.message + (e.hint ? ` ${e.hint}` : ""));
         // Credentials that still work stay; anything else is put back.
         const alive = state.active && state.profile === profile && state.expires * 1000 > now();
+        notice(alive ? `${profile} stays active until it expires; ${again}` : again);
         return { changes: alive ? {} : state.restore(), status: EXIT.error };
       }
       throw e;
@@ -189,63 +263,81 @@ export async function decide(req: HookRequest): Promise<HookResult> {
 
   if (req.assume !== undefined) {
     if (!PROFILE_NAME.test(req.assume)) {
-      throw new StshError(`'${req.assume}' is not a profile name.`, undefined, EXIT.refused);
+      throw new StshError(
+        `'${visible(req.assume)}' is not a profile name.`,
+        undefined,
+        EXIT.refused,
+      );
     }
-    return await attempt(req.assume, "", true, {});
+    return await attempt(req.assume, "", true, {}, "assumed");
   }
 
   if (state.pinned) {
     if (state.fresh(now())) return { changes: {}, status: EXIT.ok };
-    return await attempt(state.profile, "", true, {});
+    log(`renewing the assumed ${state.profile}`);
+    return await attempt(state.profile, "", true, {}, "assumed");
   }
 
   const tag = await findTag(req.cwd);
-  if (!tag) return { changes: state.restore(), status: EXIT.ok };
+  if (!tag) {
+    log(`no tag above ${req.cwd}`);
+    return cleared(state.restore());
+  }
   const st = await inspectTag(tag);
+  log(`tag ${tag.file}: ${st.ok ? `'${st.profile}'` : st.reason}`);
   if (!st.ok) {
     say(st.reason);
-    return { changes: state.restore(), status: EXIT.refused };
+    const r = cleared(state.restore());
+    return { ...r, status: EXIT.refused };
   }
   const trust = new TrustStore(req.env);
   if (!(await trust.isAllowed(st.realRoot, st.content))) {
+    const file = visible(tag.file);
     say(
       (await trust.isDenied(st.realRoot))
-        ? `${tag.file} (profile '${st.profile}') is denied; \`stsh allow\` trusts it again.`
-        : `${tag.file} asks for '${st.profile}': run \`stsh allow\` to trust it.`,
+        ? `${file} (${asksFor(st)}) is denied; \`stsh allow\` trusts it again.`
+        : `${file} asks for ${asksFor(st)}: run \`stsh allow\` to trust it.`,
     );
-    return { changes: state.restore(), status: EXIT.refused };
+    const r = cleared(state.restore());
+    return { ...r, status: EXIT.refused };
   }
   if (state.root === tag.root && state.profile === st.profile && state.fresh(now())) {
     return { changes: {}, status: EXIT.ok };
   }
   // Leaving one tag for another, or renewing: nothing stale may stay behind while we ask.
-  return await attempt(st.profile, tag.root, false, state.restore());
+  const from = `from ${visible(tag.file)}`;
+  return await attempt(st.profile, tag.root, false, state.restore(), from);
 }
 
 const HOOK_USAGE =
-  "usage: stsh hook bash|zsh|pwsh [--prompt] [--quiet] [--assume PROFILE | --unassume]";
+  "usage: stsh hook bash|zsh|pwsh [--prompt] [--quiet] [--debug] [--assume PROFILE | --unassume]";
 
 /**
  * `stsh hook SHELL …`, the command the shell hooks run. It is parsed here, without the
  * general CLI, because it runs on every `cd` into a tagged tree: loading commander alone
- * costs more than the rest of a warm run.
+ * costs more than the rest of a warm run. `--debug` or STSH_DEBUG=1 says what it decides.
  */
 export async function hookMain(args: string[]): Promise<number> {
+  const t0 = performance.now();
   const [shell, ...rest] = args;
   const fmt = HOOK_FORMATS[shell];
+  const env = Deno.env.toObject();
   const req: HookRequest = {
     cwd: await logicalCwd(),
-    env: Deno.env.toObject(),
+    env,
     prompt: false,
     quiet: false,
+    silentCancel: shell === "pwsh",
   };
+  const debug = (m: string) => notice(`debug: ${visible(m)}`);
+  if (env.STSH_DEBUG === "1") req.log = debug;
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i];
     if (a === "--prompt") req.prompt = true;
     else if (a === "--quiet") req.quiet = true;
     else if (a === "--unassume") req.unassume = true;
     else if (a === "--assume" && i + 1 < rest.length) req.assume = rest[++i];
-    else if (a === "--debug") req.log = (m) => notice(`debug: ${m}`);
+    else if (a === "--debug") req.log = debug;
     else return usage();
   }
   if (!fmt) return usage();
@@ -253,6 +345,11 @@ export async function hookMain(args: string[]): Promise<number> {
     const r = await decide(req);
     const text = new TextEncoder().encode(fmt.export(r.changes));
     for (let done = 0; done < text.length;) done += Deno.stdout.writeSync(text.subarray(done));
+    req.log?.(
+      `hook ${shell}: status ${r.status}, ${Object.keys(r.changes).length} names changed, ${
+        (performance.now() - t0).toFixed(1)
+      } ms`,
+    );
     return r.status;
   } catch (e) {
     if (!(e instanceof StshError)) throw e;

@@ -21,3 +21,15 @@ export function visible(s: string): string {
 export function oneLine(s: string): string {
   return visible(s).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
 }
+
+/** Time left as a person reads it: "42s", "59m", "11h59m", "expired". */
+export function timeLeft(ms: number): string {
+  if (ms <= 0) return "expired";
+  const m = Math.floor(ms / 60000);
+  if (m < 1) return `${Math.floor(ms / 1000)}s`;
+  if (m < 60) return `${m}m`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}m`;
+}
+
+/** Local wall-clock time, "15:02". */
+export const clock = (d: Date) => d.toTimeString().slice(0, 5);

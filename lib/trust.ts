@@ -5,8 +5,14 @@
  */
 import { StshError } from "./errors.ts";
 import {
+  checkRegular,
+  describeIoError,
+  readTextBounded,
+  Unreadable,
+  writeAtomic,
+} from "./fsafe.ts";
+import {
   dirname,
-  isWindows,
   join,
   privateDir,
   PROFILE_NAME,
@@ -14,6 +20,7 @@ import {
   sha256Hex,
   trustDir,
 } from "./paths.ts";
+import { visible } from "./text.ts";
 
 export const TAG_FILE = ".aws-profile";
 
@@ -24,17 +31,29 @@ export interface Tag {
 }
 
 export type TagState =
-  | { ok: true; profile: string; content: string; realRoot: string }
+  | { ok: true; profile: string; content: string; realRoot: string; link: boolean }
   | { ok: false; reason: string; profile?: string; content?: string; realRoot?: string };
 
-/** The nearest `.aws-profile` in `dir` or a parent. */
+/**
+ * How a notice names what an untrusted tag asks for. A tag that is a link (a cloned repo's
+ * `.aws-profile -> ../../.aws/token`) shows another file's content: never quoted.
+ */
+export function asksFor(st: { profile: string; link: boolean }): string {
+  return st.link ? "a profile through a link" : `'${st.profile}'`;
+}
+
+/**
+ * The nearest `.aws-profile` in `dir` or a parent: any entry of that name but a directory
+ * (lstat, nothing opened), so that a FIFO, device or dangling link there is refused with a
+ * reason by inspectTag rather than silently skipped for a tag further up.
+ */
 export async function findTag(dir: string): Promise<Tag | null> {
   let d = resolve(dir);
   while (true) {
     const file = join(d, TAG_FILE);
     try {
-      const st = await Deno.stat(file);
-      if (st.isFile) return { root: d, file };
+      const st = await Deno.lstat(file);
+      if (!st.isDirectory) return { root: d, file };
     } catch { /* not here */ }
     const up = dirname(d);
     if (up === d) return null;
@@ -42,48 +61,60 @@ export async function findTag(dir: string): Promise<Tag | null> {
   }
 }
 
-/** Show hostile text harmlessly: quoted, escaped, short. */
-export const shown = (s: string) => JSON.stringify(s.length > 40 ? s.slice(0, 40) + "…" : s);
+/** The bytes a tag may hold: a profile name (at most 64 characters) and a line ending. */
+export const TAG_MAX_BYTES = 256;
+
+/**
+ * What a notice may say about a tag's content: the part that could be a profile name, and
+ * nothing after it — a tag can be a link to a secret file, and a notice lands in scrollback.
+ */
+export function safePrefix(content: string): string {
+  const m = content.match(/^[A-Za-z0-9._@+-]{1,64}/);
+  return m ? m[0] : "";
+}
 
 /** Is this tag safe to read, and what profile does it name? (Trust is checked separately.) */
 export async function inspectTag(tag: Tag): Promise<TagState> {
+  const file = visible(tag.file);
   let realRoot: string;
-  let st: Deno.FileInfo;
   try {
     realRoot = await Deno.realPath(tag.root);
-    st = await Deno.stat(tag.file);
   } catch (e) {
-    return { ok: false, reason: `${tag.file} cannot be read (${(e as Error).message}).` };
+    return { ok: false, reason: `${file} cannot be read (${describeIoError(e)}); ignored.` };
   }
-  if (!isWindows) {
-    if (st.uid !== null && st.uid !== Deno.uid()) {
-      return { ok: false, reason: `${tag.file} belongs to another user; ignored.`, realRoot };
-    }
-    if (st.mode !== null && (st.mode & 0o022) !== 0) {
-      return {
-        ok: false,
-        reason: `${tag.file} can be written by other users (mode ${
-          (st.mode & 0o777).toString(8)
-        }); ignored. Run \`chmod go-w ${tag.file}\`.`,
-        realRoot,
-      };
-    }
+  let content: string;
+  let link = false;
+  try {
+    // lstat first, regular files only (a link only to a regular file you own), never
+    // opened when it cannot be a tag, and never more than TAG_MAX_BYTES read.
+    link = (await checkRegular(tag.file, TAG_RULES)).link;
+    content = await readTextBounded(tag.file, TAG_RULES);
+  } catch (e) {
+    if (!(e instanceof Unreadable)) throw e;
+    const hint = /written by other users/.test(e.why) ? ` Run \`chmod go-w ${file}\`.` : "";
+    return { ok: false, reason: `${file} ${e.why}; ignored.${hint}`, realRoot };
   }
-  if (st.size > 256) {
-    return { ok: false, reason: `${tag.file} is too large for a tag; ignored.`, realRoot };
-  }
-  const content = await Deno.readTextFile(tag.file);
   const profile = content.replace(/\r?\n$/, "");
   if (!PROFILE_NAME.test(profile)) {
+    const start = link ? "" : safePrefix(content);
     return {
       ok: false,
-      reason: `${tag.file} does not hold one profile name (it holds ${shown(content)}); ignored.`,
+      reason: `${file} does not hold one profile name${
+        start ? ` (it starts with '${start}' and goes on)` : ""
+      }; ignored.`,
       content,
       realRoot,
     };
   }
-  return { ok: true, profile, content, realRoot };
+  return { ok: true, profile, content, realRoot, link };
 }
+
+const TAG_RULES = {
+  maxBytes: TAG_MAX_BYTES,
+  nonEmpty: true,
+  ownedByMe: true,
+  notWritableByOthers: true,
+};
 
 export class TrustStore {
   constructor(private readonly env?: Record<string, string>) {}
@@ -129,7 +160,7 @@ async function exists(path: string): Promise<boolean> {
 async function write(path: string, text: string) {
   await privateDir(dirname(dirname(path)));
   await privateDir(dirname(path));
-  await Deno.writeTextFile(path, text + "\n", { mode: 0o600 });
+  await writeAtomic(path, text + "\n");
 }
 
 /** The tag for `dir` or its parents, or a clear error for the `allow`/`deny` commands. */
@@ -137,7 +168,7 @@ export async function tagFor(dir: string): Promise<{ tag: Tag; state: TagState }
   const tag = await findTag(dir);
   if (!tag) {
     throw new StshError(
-      `No ${TAG_FILE} in ${resolve(dir)} or its parents.`,
+      `No ${TAG_FILE} in ${visible(resolve(dir))} or its parents.`,
       "Create one with `stsh tag PROFILE`.",
       2,
     );

@@ -1,7 +1,7 @@
 # stsh shell integration for bash (4.4 or newer; 5.1+ recommended).
 # Add to ~/.bashrc, after other prompt tools except starship, which may come before or after:
 #   eval "$(stsh init bash)"
-# `stsh init bash` prints this file with @STSH_BIN@ replaced by the quoted path of the program.
+# `stsh init bash` prints this file with the quoted path of the program filled in.
 # The contract with the binary is shell/PROTOCOL.md. Sourcing this file prints nothing and
 # starts no process; the first prompt does the first check.
 #
@@ -34,14 +34,16 @@ __stsh_reset() {
   fi
 }
 
-# Walk up from $PWD to the nearest regular file named .aws-profile (no process).
+# Walk up from $PWD to the nearest .aws-profile (no process).
 # Sets __stsh_tagfile (empty when none) and __stsh_root (its directory).
 __stsh_find() {
   \builtin local d="${PWD-}"
   __stsh_tagfile=
   __stsh_root=
   while :; do
-    if [[ -f $d/.aws-profile ]]; then
+    # Any entry of that name but a directory: a FIFO or a dangling link is the binary's to
+    # refuse (once, with a reason), never opened here and never skipped for a tag above.
+    if [[ -L $d/.aws-profile || (-e $d/.aws-profile && ! -d $d/.aws-profile) ]]; then
       __stsh_tagfile=$d/.aws-profile
       __stsh_root=${d:-/}
       \builtin return 0
@@ -58,9 +60,11 @@ __stsh_find() {
 __stsh_call() {
   \builtin local out
   __stsh_rc=0
-  out=$(__stsh_bin hook bash "$@") || __stsh_rc=$?
+  # The user's saved values go to this one process only: __stsh_prev is not exported.
+  out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash "$@") || __stsh_rc=$?
   # The binary's stdout is shell code by contract: only `export NAME='value'` / `unset NAME`
-  # lines for a fixed list of names, values single-quoted. Tag contents never get here as code.
+  # lines for a fixed list of names and `__stsh_prev='…'`, values single-quoted. Tag contents
+  # never get here as code.
   if [[ -n $out ]]; then
     \builtin eval "$out"
   fi
@@ -171,14 +175,14 @@ assume() {
     \builtin return
     ;;
   --clear)
-    out=$(__stsh_bin hook bash --unassume) || rc=$?
+    out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash --unassume) || rc=$?
     ;;
   -*)
     \builtin printf 'usage: assume [PROFILE | --clear]\n' >&2
     \builtin return 2
     ;;
   *)
-    out=$(__stsh_bin hook bash --assume "$1" --prompt) || rc=$?
+    out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash --assume "$1" --prompt) || rc=$?
     ;;
   esac
   if [[ -n $out ]]; then
@@ -306,6 +310,11 @@ __stsh_rc=0
 if [[ -z ${__stsh_key+set} ]]; then
   __stsh_reset
 fi
+# The saved values live in this shell only (an older stsh exported them: take them back).
+if [[ -z ${__stsh_prev+set} ]]; then
+  __stsh_prev=${STSH_PREV-}
+fi
+\builtin unset STSH_PREV
 if ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))); then
   __stsh_install
   \builtin complete -F __stsh_complete_assume assume

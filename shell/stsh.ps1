@@ -2,7 +2,7 @@
 # Add to $PROFILE, after any prompt theme (starship, oh-my-posh, posh-git) — those replace
 # the prompt function this file wraps:
 #   Invoke-Expression (& stsh init pwsh | Out-String)
-# `stsh init pwsh` prints this file with @STSH_BIN@ replaced by the quoted path of the program.
+# `stsh init pwsh` prints this file with the quoted path of the program filled in.
 # The contract with the binary is shell/PROTOCOL.md. Loading this file prints nothing and
 # starts no process; the first prompt does the first check.
 #
@@ -19,6 +19,8 @@ $global:__stsh_allowed = [System.Collections.Generic.HashSet[string]]::new(
     [string[]]@('AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN',
         'AWS_CREDENTIAL_EXPIRATION', 'AWS_SESSION_EXPIRATION', 'AWS_REGION',
         'AWS_DEFAULT_REGION', 'AWS_PROFILE', 'AWS_DEFAULT_PROFILE', 'AWS_SECURITY_TOKEN',
+        'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+        'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE',
         'STSH_PROFILE', 'STSH_ROOT', 'STSH_EXPIRES', 'STSH_PINNED', 'STSH_PREV'),
     [System.StringComparer]::Ordinal)
 
@@ -67,6 +69,9 @@ function global:__stsh_run {
     try {
         [Console]::OutputEncoding = [System.Text.UTF8Encoding]::new($false)
         $exe = __stsh_exe
+        # The user's saved values go to this one process only: they live in
+        # $global:__stsh_prev, not in the environment children inherit.
+        [Environment]::SetEnvironmentVariable('STSH_PREV', $global:__stsh_prev)
         & $exe @Arguments 2>&1 | ForEach-Object {
             if ($_ -is [System.Management.Automation.ErrorRecord]) {
                 [Console]::Error.WriteLine($_.ToString())
@@ -78,6 +83,7 @@ function global:__stsh_run {
     } catch {
         $status = 1
     } finally {
+        [Environment]::SetEnvironmentVariable('STSH_PREV', [NullString]::Value)
         [Console]::OutputEncoding = $enc
     }
     @{ Out = ($lines -join "`n"); Status = $status }
@@ -96,6 +102,11 @@ function global:__stsh_apply {
         if ($doc.RootElement.ValueKind -ne [System.Text.Json.JsonValueKind]::Object) { return }
         foreach ($p in $doc.RootElement.EnumerateObject()) {
             if (-not $global:__stsh_allowed.Contains($p.Name)) { continue }
+            if ($p.Name -ceq 'STSH_PREV') {
+                # Saved values stay in this session, out of the environment.
+                $global:__stsh_prev = if ($p.Value.ValueKind -eq 'String') { $p.Value.GetString() } else { $null }
+                continue
+            }
             switch ($p.Value.ValueKind) {
                 # [NullString]::Value, not $null: PowerShell passes $null to a [string]
                 # parameter as '', which sets an empty variable instead of removing it
@@ -214,6 +225,11 @@ function global:__stsh_hook {
         if ([Environment]::UserInteractive -and -not [Console]::IsInputRedirected) {
             $r = __stsh_run ($flags + '--prompt')
             __stsh_apply $r.Out
+            # Ctrl-C: the binary exits at once without a word (a native command still writing
+            # after Ctrl-C makes pwsh abort the prompt function), so the line is said here.
+            if ($r.Status -eq 130) {
+                [Console]::Error.WriteLine('stsh: cancelled; `stsh reload` (or cd) asks again.')
+            }
         }
     }
 }
@@ -271,6 +287,12 @@ Register-ArgumentCompleter -CommandName assume -ParameterName Name -ScriptBlock 
         }
     }
 }
+
+# The saved values live in this session only (an older stsh exported them: take them back).
+if (-not (Get-Variable -Name __stsh_prev -Scope Global -ErrorAction Ignore)) {
+    $global:__stsh_prev = [Environment]::GetEnvironmentVariable('STSH_PREV')
+}
+[Environment]::SetEnvironmentVariable('STSH_PREV', [NullString]::Value)
 
 # Install once per session (a global sentinel), but re-wrap the prompt when something has
 # replaced it since (a theme loaded later, then this file again).

@@ -1,7 +1,7 @@
 # stsh shell integration for zsh (5.1 or newer).
 # Add to ~/.zshrc (after compinit if you use it):
 #   eval "$(stsh init zsh)"
-# `stsh init zsh` prints this file with @STSH_BIN@ replaced by the quoted path of the program.
+# `stsh init zsh` prints this file with the quoted path of the program filled in.
 # The contract with the binary is shell/PROTOCOL.md. Sourcing this file prints nothing and
 # starts no process; the first prompt does the first check.
 #
@@ -40,13 +40,15 @@ __stsh_chpwd() {
   typeset -g __stsh_dirty=1
 }
 
-# Walk up from $PWD to the nearest regular file named .aws-profile (no process).
+# Walk up from $PWD to the nearest .aws-profile (no process).
 __stsh_find() {
   \builtin emulate -L zsh
   \builtin local d="$PWD"
   __stsh_tagfile= __stsh_root=
   while :; do
-    if [[ -f $d/.aws-profile ]]; then
+    # Any entry of that name but a directory: a FIFO or a dangling link is the binary's to
+    # refuse (once, with a reason), never opened here and never skipped for a tag above.
+    if [[ -L $d/.aws-profile || (-e $d/.aws-profile && ! -d $d/.aws-profile) ]]; then
       __stsh_tagfile=$d/.aws-profile
       __stsh_root=${d:-/}
       \builtin return 0
@@ -62,9 +64,11 @@ __stsh_call() {
   \builtin emulate -L zsh
   \builtin local out
   typeset -g __stsh_rc=0
-  out=$(__stsh_bin hook zsh "$@") || __stsh_rc=$?
+  # The user's saved values go to this one process only: __stsh_prev is not exported.
+  out=$(STSH_PREV=$__stsh_prev __stsh_bin hook zsh "$@") || __stsh_rc=$?
   # The binary's stdout is shell code by contract: only `export NAME='value'` / `unset NAME`
-  # lines for a fixed list of names, values single-quoted. Tag contents never get here as code.
+  # lines for a fixed list of names and `__stsh_prev='…'`, values single-quoted. Tag contents
+  # never get here as code.
   if [[ -n $out ]]; then
     \builtin eval "$out"
   fi
@@ -156,14 +160,14 @@ assume() {
     \builtin return
     ;;
   (--clear)
-    out=$(__stsh_bin hook zsh --unassume) || rc=$?
+    out=$(STSH_PREV=$__stsh_prev __stsh_bin hook zsh --unassume) || rc=$?
     ;;
   (-*)
     \builtin print -ru2 -- 'usage: assume [PROFILE | --clear]'
     \builtin return 2
     ;;
   (*)
-    out=$(__stsh_bin hook zsh --assume "$1" --prompt) || rc=$?
+    out=$(STSH_PREV=$__stsh_prev __stsh_bin hook zsh --assume "$1" --prompt) || rc=$?
     ;;
   esac
   if [[ -n $out ]]; then
@@ -212,6 +216,9 @@ __stsh_compdef() {
   typeset -g __stsh_rc=0
   # State is set up once per shell: sourcing this file again keeps what the hook knows.
   (($+__stsh_key)) || __stsh_reset
+  # The saved values live in this shell only (an older stsh exported them: take them back).
+  (($+__stsh_prev)) || typeset -g __stsh_prev=${STSH_PREV-}
+  \builtin unset STSH_PREV
   add-zsh-hook chpwd __stsh_chpwd
   add-zsh-hook precmd __stsh_precmd
   precmd_functions=(__stsh_precmd ${precmd_functions:#__stsh_precmd})

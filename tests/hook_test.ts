@@ -218,3 +218,119 @@ Deno.test("hook: a tag above a symlinked directory is found the way the shell wa
     await w.close();
   }
 });
+
+Deno.test('hook: credentials from `eval "$(stsh env …)"` are the user\'s own: kept, saved, restored', async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const dir = await tagged(w, "a", "proj");
+    // What `eval "$(stsh env b)"` leaves in a shell: b's keys, STSH_PROFILE and STSH_EXPIRES.
+    const set = await w.run(["env", "b"]);
+    assert.equal(set.code, 0, set.stderr);
+    const fromEnv = parseExports(set.stdout);
+    assert.equal(fromEnv.STSH_PROFILE, "b");
+    assert.ok(Number(fromEnv.STSH_EXPIRES) > Date.now() / 1000);
+    let env = apply(w.env, fromEnv);
+    assert.match((await w.run(["current"], { env })).stdout, /^b \(set by `stsh env`\): /);
+
+    // The hook does not take them away where there is no tag…
+    const none = await hook(w, env, w.sb.home);
+    assert.equal(none.code, 0);
+    assert.deepEqual(none.changes, {});
+    // …replaces them in a tagged tree, and puts them back, STSH_PROFILE included, on leaving.
+    await w.primeCode(1);
+    const on = await hook(w, env, dir);
+    assert.equal(on.code, 0, on.stderr);
+    env = apply(env, on.changes);
+    assert.equal(env.STSH_PROFILE, "a");
+    const off = await hook(w, env, w.sb.home);
+    env = apply(env, off.changes);
+    for (
+      const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "STSH_PROFILE", "STSH_EXPIRES"]
+    ) {
+      assert.equal(env[k], fromEnv[k] ?? undefined, k);
+    }
+    assert.equal(env.STSH_PREV, undefined);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("hook: one line when credentials are set or cleared; STSH_QUIET=1 silences it", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const dir = await tagged(w, "a", "proj");
+    const on = await hook(w, w.env, dir);
+    assert.equal(on.code, 0, on.stderr);
+    assert.match(
+      on.stderr,
+      new RegExp(
+        `^stsh: a \\(role a in 123456789012\\) from ${dir}/\\.aws-profile: (59|60)m left, until \\d\\d:\\d\\d\\.\\n$`,
+      ),
+    );
+    const env = apply(w.env, on.changes);
+    const off = await hook(w, env, w.sb.home);
+    assert.equal(off.stderr, "stsh: a cleared; your own AWS variables are back.\n");
+    const { AWS_REGION: _, ...bare } = w.env;
+    const alone = await hook(w, bare, dir);
+    const gone = await hook(w, apply(bare, alone.changes), w.sb.home);
+    assert.equal(gone.stderr, "stsh: a cleared; no AWS credentials are set.\n");
+    const quiet = { ...w.env, STSH_QUIET: "1" };
+    const q = await hook(w, quiet, dir);
+    assert.equal(q.code, 0);
+    assert.equal(q.stderr, "");
+    assert.equal((await hook(w, apply(quiet, q.changes), w.sb.home)).stderr, "");
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("hook: hostile tag files are refused in well under a second, and never quoted", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const secret = await w.sb.write("secret.txt", "AKIASECRETPREFIX0000wJalrXUtnFEMI\n", 0o600);
+    const cases: Record<string, (tag: string) => Promise<void>> = {
+      fifo: async (tag) => {
+        const r = await new Deno.Command("mkfifo", { args: [tag] }).output();
+        assert.ok(r.success);
+      },
+      "link to a fifo": async (tag) => {
+        await new Deno.Command("mkfifo", { args: [`${tag}.fifo`] }).output();
+        await Deno.symlink(`${tag}.fifo`, tag);
+      },
+      "link to /proc": (tag) => Deno.symlink("/proc/self/pagemap", tag),
+      "link to /dev/zero": (tag) => Deno.symlink("/dev/zero", tag),
+      "50 GB": async (tag) => {
+        const f = await Deno.open(tag, { write: true, create: true, mode: 0o644 });
+        await f.truncate(50 * 2 ** 30);
+        f.close();
+      },
+      "NUL bytes": (tag) => Deno.writeFile(tag, new Uint8Array(4096), { mode: 0o644 }),
+      "link to a secret": (tag) => Deno.symlink(secret, tag),
+    };
+    for (const [name, make] of Object.entries(cases)) {
+      const dir = w.sb.path("hostile", name.replaceAll(" ", "-"));
+      await Deno.mkdir(dir, { recursive: true });
+      await make(`${dir}/.aws-profile`);
+      const t0 = performance.now();
+      const r = await hook(w, w.env, dir);
+      const ms = performance.now() - t0;
+      assert.equal(r.code, 2, `${name}: ${r.stderr}`);
+      assert.deepEqual(r.changes, {}, name);
+      assert.ok(ms < 5000, `${name} took ${ms} ms`); // a hang would take forever; deno starts in ~50 ms
+      assert.doesNotMatch(r.stderr, /AKIA|wJalr|SECRET/, `${name} quoted the file`);
+      assert.equal(r.stderr.trim().split("\n").length, 1, `${name}: one line`);
+    }
+    assert.equal(await w.codeRequests(), 0);
+    // Terminal escapes in a directory name are shown, not obeyed.
+    const esc = await tagged(w, "a", "esc\x1b]0;pwned\x07", false);
+    const e = await hook(w, w.env, esc);
+    assert.equal(e.code, 2);
+    assert.ok(!e.stderr.includes("\x1b"), "an escape reached the terminal");
+    assert.match(e.stderr, /esc\\x1b\]0;pwned\\x07/);
+  } finally {
+    await w.close();
+  }
+});

@@ -35,10 +35,20 @@ const USER_VARS = {
   AWS_PROFILE: "mine",
   AWS_REGION: "eu-north-1",
   AWS_ACCESS_KEY_ID: "AKIAUSEROWN000000001",
+  // The user's own long-term secret: saved while a tag is active, never seen by children.
+  AWS_SECRET_ACCESS_KEY: "UserOwnLongTermSecret0000000000000000000x",
 };
 
 /** The variables the hook keeps its state in. */
 const STATE = ["STSH_PROFILE", "STSH_ROOT", "STSH_EXPIRES", "STSH_PINNED", "STSH_PREV"];
+
+/** The line stsh prints when a tag's credentials are set (profile, role, time left). */
+const activeLine = (profile: string, dir: string) =>
+  new RegExp(
+    `stsh: ${profile} \\(role ${profile} in 123456789012\\) from ${
+      escapeRe(dir)
+    }/\\.aws-profile: (59|60)m left, until \\d\\d:\\d\\d\\.`,
+  );
 
 /** A generous timeout for anything that starts deno (or the AWS CLI) on a loaded machine. */
 const SLOW = 30_000;
@@ -326,6 +336,15 @@ class Session {
     return out;
   }
 
+  /** The whole environment a child process of the shell receives, as one text. */
+  async childEnv(): Promise<string> {
+    const file = `${this.home}/env-${++this.#snaps}`;
+    await this.run(`/bin/sh -c 'env -0 > ${file}'`);
+    const text = await Deno.readTextFile(file);
+    await Deno.remove(file);
+    return text;
+  }
+
   /** Who the AWS CLI is, signing with whatever the shell exported. */
   async arn(): Promise<string> {
     return (await this.run(
@@ -393,12 +412,7 @@ e2e(
     await s.run(d.setVars(USER_VARS));
     const before = await s.vars();
     for (const [k, v] of Object.entries(USER_VARS)) assert.equal(before[k], v, k);
-    for (const k of ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) {
-      assert.equal(
-        before[k],
-        undefined,
-      );
-    }
+    assert.equal(before.AWS_SESSION_TOKEN, undefined);
     for (const k of STATE) assert.equal(before[k], undefined, k);
     const n0 = (await s.starts()).length;
 
@@ -412,6 +426,12 @@ e2e(
     assert.equal(inA.AWS_PROFILE, undefined, "AWS_PROFILE would override the keys");
     assert.match(await s.arn(), ARN_A);
     assert.equal(w.emu.counts.GetSessionToken, 1);
+    // One line says what is active now.
+    assert.match(await s.t.screen(), activeLine("a", s.dirA));
+    // Children see the role's credentials, never the user's own saved secret.
+    const child = await s.childEnv();
+    assert.ok(!child.includes(USER_VARS.AWS_SECRET_ACCESS_KEY), "a child holds the saved secret");
+    assert.ok(!child.includes("STSH_PREV"), "a child holds the saved values");
 
     // 2. Into the tree tagged `b`: no question, one start, b's identity, the same MFA session.
     const n1 = (await s.starts()).length;
@@ -425,9 +445,12 @@ e2e(
     assert.equal(w.emu.counts.AssumeRole, 2);
     assert.deepEqual(await s.questions(), ["a"]);
 
+    assert.match(await s.t.screen(), activeLine("b", s.dirB));
+
     // 3. Out of the tagged trees: every AWS_* and STSH_* variable as it was before.
     await s.run(d.cd(s.plain));
     assert.deepEqual(await s.vars(), before);
+    assert.match(await s.t.screen(), /stsh: b cleared; your own AWS variables are back\./);
     assert.deepEqual(await s.startsSince(n1), [`hook ${shell}`, `hook ${shell}`]);
   },
 );
@@ -501,6 +524,8 @@ e2e("Ctrl-C at the question keeps $? and sets nothing, and is not asked again", 
   await s.answer(null);
   // The first command of the next line reads the status of the line before.
   assert.equal(await s.run(d.status), d.statusWant(7));
+  // One line says how to be asked again.
+  assert.match(await s.t.screen(), /stsh: cancelled; `stsh reload` \(or cd\) asks again\./);
   assert.deepEqual(await s.startsSince(n0), [`hook ${shell}`, `hook ${shell} --prompt`]);
   // Enter again (an empty line, then a command): no second question, no start.
   await s.enter();
@@ -623,6 +648,7 @@ e2e("assume pins over tags, shows the time left, and --clear restores", async (s
   const pinned = await s.vars();
   assert.equal(pinned.STSH_PROFILE, "a");
   assert.equal(pinned.STSH_PINNED, "1");
+  assert.match(await s.t.screen(), /stsh: a \(role a in 123456789012\) assumed: (59|60)m left/);
   assert.match(await s.arn(), ARN_A);
 
   const n1 = (await s.starts()).length;
@@ -638,6 +664,7 @@ e2e("assume pins over tags, shows the time left, and --clear restores", async (s
   await s.run(d.cd(s.plain));
   await s.run("assume --clear");
   assert.deepEqual(await s.vars(), before);
+  assert.match(await s.t.screen(), /stsh: a cleared; your own AWS variables are back\./);
   assert.deepEqual(await s.startsSince(n1), ["current", `hook ${shell} --unassume`]);
   assert.deepEqual(await s.questions(), ["a"]);
   assert.equal(w.emu.counts.GetSessionToken, 1);

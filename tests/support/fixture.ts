@@ -79,13 +79,22 @@ export async function stsh(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** Parse `export K='v'` / `unset K` lines the way a POSIX shell would. */
+/**
+ * Parse `export K='v'` / `unset K` lines the way a POSIX shell would. The hook's
+ * `__stsh_prev='…'` (the shell-private saved values, handed back to the binary as STSH_PREV on
+ * the next call) comes back under the name STSH_PREV.
+ */
 export function parseExports(text: string): Record<string, string | null> {
   const out: Record<string, string | null> = {};
   for (const line of text.split("\n").filter(Boolean)) {
     let m = line.match(/^export ([A-Za-z_][A-Za-z0-9_]*)='(.*)'$/);
     if (m) {
       out[m[1]] = m[2].replaceAll(`'\\''`, "'");
+      continue;
+    }
+    m = line.match(/^__stsh_prev=(?:'(.*)')?$/);
+    if (m) {
+      out.STSH_PREV = m[1] === undefined ? null : m[1].replaceAll(`'\\''`, "'");
       continue;
     }
     m = line.match(/^unset ([A-Za-z_][A-Za-z0-9_]*)$/);
