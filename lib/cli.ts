@@ -2,9 +2,10 @@
  * Commands, flags and help text. Thin: parses, calls lib, prints. stdout carries only the
  * payload (shell code or JSON); everything for the person goes to stderr or the terminal.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
 import meta from "../deno.json" with { type: "json" };
 import { Cache } from "./cache.ts";
+import { complete } from "./complete.ts";
 import { consoleLink, openInBrowser, parseDuration } from "./console.ts";
 import { describe, getProfile, loadConfig, PROFILE_NAME } from "./config.ts";
 import { type Credentials, resolve } from "./engine.ts";
@@ -12,6 +13,7 @@ import { EXIT, StshError } from "./errors.ts";
 import {
   credentialChanges,
   credentialsJson,
+  fishQuote,
   FORMAT_NAMES,
   FORMATS,
   processJson,
@@ -22,7 +24,7 @@ import {
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
 import { notice } from "./tty.ts";
 import { join, resolvePath } from "./paths.ts";
-import { clock, timeLeft, visible } from "./text.ts";
+import { clock, timeLeft, visible, wrap } from "./text.ts";
 
 const out = (text: string) => {
   const bytes = new TextEncoder().encode(text);
@@ -59,50 +61,121 @@ async function credentialsFor(
   });
 }
 
-/** What `stsh init SHELL` prints: the hook with the path of this program filled in. */
-async function initScript(shell: string): Promise<string> {
-  const file = { bash: "stsh.bash", zsh: "stsh.zsh", pwsh: "stsh.ps1" }[shell];
+const SHELLS = ["bash", "zsh", "pwsh", "fish"];
+const HOOK_FILES: Record<string, string> = {
+  bash: "stsh.bash",
+  zsh: "stsh.zsh",
+  pwsh: "stsh.ps1",
+  fish: "stsh.fish",
+};
+
+/** What `stsh init SHELL` prints: the hook with the program's path and the mode filled in. */
+async function initScript(shell: string | undefined, serve: boolean): Promise<string> {
+  const file = shell ? HOOK_FILES[shell] : undefined;
   if (!file) {
     throw new StshError(
-      `stsh init knows bash, zsh and pwsh, not '${shell}'.`,
-      undefined,
+      shell
+        ? `stsh init knows ${SHELLS.join(", ")}; not '${visible(shell)}'.`
+        : `Say which shell: stsh init ${SHELLS.join("|")}.`,
+      'For example, in ~/.bashrc: eval "$(stsh init bash)"',
       EXIT.refused,
     );
   }
   const text = await Deno.readTextFile(new URL(`../shell/${file}`, import.meta.url));
   const bin = Deno.env.get("STSH_BIN") || (Deno.build.standalone ? Deno.execPath() : "stsh");
-  return text.replaceAll("@STSH_BIN@", shell === "pwsh" ? psQuote(bin) : shQuote(bin));
+  const quote = shell === "pwsh" ? psQuote : shell === "fish" ? fishQuote : shQuote;
+  return text.replaceAll("@STSH_BIN@", quote(bin)).replaceAll(
+    "@STSH_MODE@",
+    serve ? "--serve" : "",
+  );
 }
 
+/** Help and messages fit the terminal: its width, else $COLUMNS, else 80. */
+function helpWidth(): number {
+  try {
+    if (Deno.stdout.isTerminal()) return Deno.consoleSize().columns;
+  } catch { /* not a terminal */ }
+  const c = Number(Deno.env.get("COLUMNS"));
+  return Number.isInteger(c) && c >= 40 ? c : 80;
+}
+
+/** Two columns, "  COMMAND" then its explanation indented below when it would not fit. */
+function examples(rows: [string, string][], width: number): string {
+  const lines = rows.map(([cmd, what]) => {
+    const one = `  ${cmd.padEnd(38)}  ${what}`;
+    return one.length <= width && cmd.length <= 38
+      ? one
+      : `  ${cmd}\n${wrap(`      ${what}`, width)}`;
+  });
+  return "\nExamples:\n" + lines.join("\n");
+}
+
+/** Examples shown under each command's --help. */
+const EXAMPLES: Record<string, [string, string][]> = {
+  "": [
+    ['eval "$(stsh env prod)"', "credentials for 'prod' in this bash/zsh"],
+    ["stsh env prod --format powershell | iex", "the same in PowerShell"],
+    ["stsh exec prod -- terraform plan", "run one command as 'prod'"],
+    ["credential_process = stsh credential-process prod", "in ~/.aws/config, for any SDK"],
+    ['eval "$(stsh init zsh)"', "in ~/.zshrc: credentials follow directories"],
+    ["stsh tag prod", "this directory (and below) uses 'prod'"],
+  ],
+  env: [
+    ['eval "$(stsh env prod)"', "bash/zsh: export prod's credentials"],
+    ["stsh env --profile prod --format json", "as JSON (also: --format process, dotenv)"],
+    ["stsh env prod --format powershell | iex", "PowerShell: $env: lines, as typed"],
+    ["stsh env prod --token-code 123456", "give the MFA code up front"],
+  ],
+  "credential-process": [
+    ["credential_process = stsh credential-process prod", "in ~/.aws/config"],
+  ],
+  exec: [
+    ["stsh exec prod -- terraform apply", "the command asks a local endpoint; never stale"],
+    ["AWS_PROFILE=prod stsh exec -- aws s3 ls", "the profile from $AWS_PROFILE"],
+  ],
+  console: [
+    ["stsh console prod", "open the console as prod's role"],
+    ["stsh console prod --print --destination /s3/home", "print the sign-in URL instead"],
+  ],
+  init: [
+    ['eval "$(stsh init zsh)"', "in ~/.zshrc (bash: ~/.bashrc)"],
+    ["stsh init fish | source", "in ~/.config/fish/config.fish"],
+    ["Invoke-Expression (& stsh init pwsh | Out-String)", "in $PROFILE"],
+    ['eval "$(stsh init zsh --serve)"', "export a local endpoint instead of keys"],
+  ],
+  tag: [["stsh tag prod ~/work/infra", "credentials for prod in ~/work/infra and below"]],
+  allow: [["cd ~/work/infra && stsh allow", "trust its .aws-profile as it is now"]],
+  clear: [["stsh clear prod", "the next use of prod asks STS again"]],
+};
+
+const EPILOGUE =
+  "Every command that takes a PROFILE also takes --profile NAME, and --debug works " +
+  "anywhere (before `--`). Exit codes: 0 ok, 1 error, 2 bad usage or refused tag, 3 MFA " +
+  "code needed but no terminal, 4 (hook) MFA code needed, 130 cancelled; `stsh exec` " +
+  "returns the command's own code. State: ~/.aws/stsh (STSH_HOME). Docs: README.md.";
+
 export function buildProgram(): Command {
+  const width = helpWidth();
+  const enc = new TextEncoder();
   const program = new Command("stsh")
     .description(
       "MFA-protected AWS credentials that follow you around the shell.\n\n" +
-        "One MFA code opens a session (GetSessionToken, 12 h by default); every role profile\n" +
-        "that uses the same keys is then assumed from it without another code, and renewed\n" +
-        "silently until the session ends.",
+        "One MFA code opens a session (GetSessionToken, 12 h by default); every role " +
+        "profile that uses the same keys is then assumed from it without another code, " +
+        "and renewed silently until the session ends.",
     )
     .version(meta.version, "-V, --version")
     .option("--debug", "say what stsh does (never secrets), and show stack traces")
-    .showHelpAfterError("(run `stsh --help` for usage)")
-    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) })
+    .configureHelp({ helpWidth: width, minWidthToWrap: 20 })
+    .configureOutput({
+      writeErr: (s) => Deno.stderr.writeSync(enc.encode(s)),
+      // One prefix for every message: commander's "error: …" becomes "stsh: …".
+      outputError: (s, write) => write(wrap(s.replace(/^error: /, "stsh: "), width)),
+    })
+    .showHelpAfterError("  run `stsh --help` for usage")
     .exitOverride()
     .enablePositionalOptions()
-    .addHelpText(
-      "after",
-      `
-Examples:
-  eval "$(stsh env prod)"                        credentials for 'prod' in this bash/zsh
-  stsh env prod --format powershell | Invoke-Expression
-  stsh exec prod -- terraform plan               run one command with them
-  credential_process = stsh credential-process prod   (in ~/.aws/config, for SDKs)
-  eval "$(stsh init zsh)"                        in ~/.zshrc: follow directories, \`assume\`
-  stsh tag prod                                  this directory (and below) uses 'prod'
-
-Exit codes: 0 ok, 1 error, 2 bad usage or refused tag, 3 MFA code needed but no terminal,
-4 (hook) MFA code needed, 130 cancelled; \`stsh exec\` returns the command's own code.
-State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
-    );
+    .addHelpText("after", () => `${examples(EXAMPLES[""], width)}\n\n${wrap(EPILOGUE, width)}`);
   const debug = () => !!program.opts().debug;
 
   program.command("env")
@@ -270,8 +343,11 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
 
   program.command("init")
     .description('print the shell hook: eval "$(stsh init zsh)" in ~/.zshrc')
-    .argument("<shell>", "bash, zsh or pwsh")
-    .action(async (shell: string) => out(await initScript(shell)));
+    .addArgument(new Argument("[shell]", SHELLS.join(", ")).choices(SHELLS))
+    .option("--serve", "export a local credential endpoint instead of the keys")
+    .action(async (shell: string | undefined, o: { serve?: boolean }) =>
+      out(await initScript(shell, !!o.serve))
+    );
 
   program.command("current")
     .description("the profile active in this shell and its time left")
@@ -334,10 +410,30 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
       notice(`denied ${tag.file}.`);
     });
 
+  program.command("complete", { hidden: true })
+    .description("Tab completion for the shells: stsh complete -- WORD…")
+    .argument("[words...]")
+    .action(async (words: string[]) => {
+      const names = async () => {
+        try {
+          return [...(await loadConfig()).profiles.keys()];
+        } catch {
+          return [];
+        }
+      };
+      const found = await complete(program, words ?? [], names);
+      out(found.map((c) => c + "\n").join(""));
+    });
+
   program.command("reload")
     .description("look at this directory again at the next prompt (hooked shells)")
     .action(() => notice("the next prompt looks at this directory again."));
 
+  for (const c of program.commands) {
+    const rows = EXAMPLES[c.name()];
+    if (rows) c.addHelpText("after", () => examples(rows, width));
+    c.showHelpAfterError(`  run \`stsh ${c.name()} --help\` for usage`);
+  }
   return program;
 }
 
@@ -349,11 +445,81 @@ function table(head: string[], rows: string[][]): string {
   ) + "\n";
 }
 
+/** Commands whose first argument is a profile (and so take --profile NAME, as the AWS CLI). */
+const PROFILE_COMMANDS = new Set(["env", "credential-process", "exec", "console", "clear", "tag"]);
+
+/**
+ * AWS CLI habits, before commander sees the arguments: `--debug` anywhere before `--`;
+ * `--profile NAME` (or `--profile=NAME`) for the profile argument of any command that takes
+ * one; and `stsh exec -- CMD` without a profile takes $AWS_PROFILE (else "default").
+ */
+export function normalizeArgs(
+  program: Command,
+  argv: string[],
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): string[] {
+  const dd = argv.indexOf("--");
+  const head = dd < 0 ? [...argv] : argv.slice(0, dd);
+  const tail = dd < 0 ? [] : argv.slice(dd);
+  const debug = head.includes("--debug");
+  const rest = head.filter((a) => a !== "--debug");
+  const at = rest.findIndex((a) => !a.startsWith("-"));
+  const name = at < 0 ? undefined : rest[at];
+  const cmd = program.commands.find((c) => c.name() === name);
+  if (!cmd || !PROFILE_COMMANDS.has(name!)) return debug ? ["--debug", ...rest, ...tail] : argv;
+
+  // The command's own arguments, its options (with their values) told from positionals.
+  const takesValue = (a: string) =>
+    cmd.options.some((o) => (o.long === a || o.short === a) && (o.required || o.optional));
+  const args = rest.slice(at + 1);
+  let profile: string | undefined;
+  const kept: string[] = [];
+  let positionals = 0;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--profile" || a.startsWith("--profile=")) {
+      const v = a === "--profile" ? args[++i] : a.slice("--profile=".length);
+      if (!v || v.startsWith("-")) {
+        throw new StshError("--profile needs a profile name.", undefined, EXIT.refused);
+      }
+      if (profile !== undefined && v !== profile) {
+        throw new StshError(
+          `Two profiles given: '${profile}' and '${v}'.`,
+          undefined,
+          EXIT.refused,
+        );
+      }
+      profile = v;
+      continue;
+    }
+    kept.push(a);
+    if (a.startsWith("-")) {
+      if (!a.includes("=") && takesValue(a) && i + 1 < args.length) kept.push(args[++i]);
+    } else positionals++;
+  }
+  if (profile !== undefined && positionals > 0) {
+    const given = kept.find((a, i) => !a.startsWith("-") && !takesValue(kept[i - 1] ?? ""));
+    if (given !== profile) {
+      throw new StshError(
+        `Two profiles given: '${visible(given ?? "")}' and --profile '${visible(profile)}'.`,
+        undefined,
+        EXIT.refused,
+      );
+    }
+    profile = undefined;
+  }
+  if (profile === undefined && name === "exec" && positionals === 0 && tail.length) {
+    profile = env.AWS_PROFILE || "default";
+  }
+  const out = [...rest.slice(0, at + 1), ...(profile !== undefined ? [profile] : []), ...kept];
+  return [...(debug ? ["--debug"] : []), ...out, ...tail];
+}
+
 /** Run the CLI; returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv, { from: "user" });
+    await program.parseAsync(normalizeArgs(program, argv), { from: "user" });
     return typeof Deno.exitCode === "number" ? Deno.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -110,7 +110,7 @@ export const shQuote = (v: string) => `'${v.replaceAll("'", `'\\''`)}'`;
 /** PowerShell single quotes: ' and the four typographic quotes that also end the string. */
 export const psQuote = (v: string) => `'${v.replace(/['\u2018\u2019\u201A\u201B]/g, "$&$&")}'`;
 /** fish single quotes: \ and ' are the only escapes. */
-const fishQuote = (v: string) => `'${v.replace(/[\\']/g, "\\$&")}'`;
+export const fishQuote = (v: string) => `'${v.replace(/[\\']/g, "\\$&")}'`;
 
 /** For formats with no quoting at all, only values of a harmless alphabet pass. */
 function plain(v: string, format: string): string {

@@ -29,6 +29,8 @@ export interface HookRequest {
    * native command is still writing after Ctrl-C, so its hook says "cancelled" itself.
    */
   silentCancel?: boolean;
+  /** Export the credential endpoint instead of the keys (`stsh init SHELL --serve`). */
+  serve?: boolean;
   assume?: string;
   unassume?: boolean;
   now?: () => number;
@@ -310,7 +312,7 @@ export async function decide(req: HookRequest): Promise<HookResult> {
 }
 
 const HOOK_USAGE =
-  "usage: stsh hook bash|zsh|pwsh [--prompt] [--quiet] [--debug] [--assume PROFILE | --unassume]";
+  "usage: stsh hook bash|zsh|pwsh|fish [--prompt] [--quiet] [--debug] [--serve] [--assume PROFILE | --unassume]";
 
 /**
  * `stsh hook SHELL …`, the command the shell hooks run. It is parsed here, without the
@@ -338,6 +340,7 @@ export async function hookMain(args: string[]): Promise<number> {
     else if (a === "--unassume") req.unassume = true;
     else if (a === "--assume" && i + 1 < rest.length) req.assume = rest[++i];
     else if (a === "--debug") req.log = debug;
+    else if (a === "--serve") req.serve = true;
     else return usage();
   }
   if (!fmt) return usage();

@@ -33,3 +33,24 @@ export function timeLeft(ms: number): string {
 
 /** Local wall-clock time, "15:02". */
 export const clock = (d: Date) => d.toTimeString().slice(0, 5);
+
+/**
+ * Word-wrap `text` to `width` columns, never inside a word. A line's leading spaces are kept
+ * on its continuation lines; a word longer than the width stands alone on its line.
+ */
+export function wrap(text: string, width: number): string {
+  return text.split("\n").map((line) => {
+    if (line.length <= width) return line;
+    const indent = line.match(/^ */)![0];
+    const out: string[] = [];
+    let cur = "";
+    for (const w of line.slice(indent.length).split(/ +/)) {
+      if (cur && indent.length + cur.length + 1 + w.length > width) {
+        out.push(indent + cur);
+        cur = w;
+      } else cur = cur ? `${cur} ${w}` : w;
+    }
+    out.push(indent + cur);
+    return out.join("\n");
+  }).join("\n");
+}

@@ -183,6 +183,112 @@ Deno.test("--help has examples and exit codes; bad usage exits 2", async () => {
   }
 });
 
+Deno.test("help fits 80 columns, never breaks a word, and has examples per command", async () => {
+  const w = await world();
+  try {
+    for (const args of [["--help"], ["env", "--help"], ["init", "--help"], ["exec", "--help"]]) {
+      const h = await w.run(args, { env: { COLUMNS: "80" } });
+      assert.equal(h.code, 0, args.join(" "));
+      for (const line of h.stdout.split("\n")) {
+        assert.ok(line.length <= 80, `${args.join(" ")}: ${line.length} columns: ${line}`);
+      }
+      assert.match(h.stdout, /Examples:\n {2}\S/, args.join(" "));
+      // Every word of the main description is whole on some line.
+      assert.doesNotMatch(h.stdout, /\w-\n|\bprofil\n/);
+    }
+    const init = await w.run(["init"]);
+    assert.equal(init.code, 2);
+    assert.equal(init.stdout, "");
+    assert.match(init.stderr, /^stsh: Say which shell: stsh init bash\|zsh\|pwsh\|fish\./);
+    // Parser errors speak with the same voice as stsh's own.
+    const bad = await w.run(["env", "--bogus"]);
+    assert.equal(bad.code, 2);
+    assert.match(
+      bad.stderr,
+      /^stsh: unknown option '--bogus'\n {2}run `stsh env --help` for usage\n$/,
+    );
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("AWS CLI habits: --profile anywhere, --debug after the command, exec takes $AWS_PROFILE", async () => {
+  const w = await world();
+  try {
+    await w.primeCode();
+    const byName = await w.run(["env", "--profile", "a", "--format", "json"]);
+    assert.equal(byName.code, 0, byName.stderr);
+    assert.match(JSON.parse(byName.stdout).Arn, /assumed-role\/a\//);
+    const eq = await w.run(["env", "--format", "json", "--profile=b"]);
+    assert.match(JSON.parse(eq.stdout).Arn, /assumed-role\/b\//);
+    const dbg = await w.run(["env", "a", "--debug"]);
+    assert.equal(dbg.code, 0, dbg.stderr);
+    assert.match(dbg.stderr, /stsh: debug: /);
+    assertNoSecrets(dbg.stderr, JSON.parse(byName.stdout).SecretAccessKey);
+    const two = await w.run(["env", "a", "--profile", "b"]);
+    assert.equal(two.code, 2);
+    assert.match(two.stderr, /^stsh: Two profiles given: 'a' and --profile 'b'\./);
+    // exec without a profile: $AWS_PROFILE, as every AWS tool does; `true` is the command.
+    const ex = await w.run([
+      "exec",
+      "--",
+      "sh",
+      "-c",
+      'echo "$STSH_PROFILE_SEEN${AWS_ACCESS_KEY_ID:+keys}${AWS_CONTAINER_CREDENTIALS_FULL_URI:+endpoint}"',
+    ], {
+      env: { AWS_PROFILE: "b" },
+    });
+    assert.equal(ex.code, 0, ex.stderr);
+    assert.match(ex.stdout, /^(keys|endpoint)\n$/);
+    const exp = await w.run(["exec", "--profile", "a", "--", "true"]);
+    assert.equal(exp.code, 0, exp.stderr);
+    assert.equal((await w.run(["exec", "--", "true"], { env: { AWS_PROFILE: "nope" } })).code, 1);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("stsh complete: subcommands, flags, --format values, shells and profile names", async () => {
+  const w = await world();
+  try {
+    const c = async (...words: string[]) =>
+      (await w.run(["complete", "--", ...words])).stdout.split("\n").filter(Boolean);
+    assert.deepEqual(await c("stsh", "cre"), ["credential-process"]);
+    assert.ok((await c("stsh", "")).includes("env"));
+    assert.ok(!(await c("stsh", "")).includes("hook"), "internal commands stay hidden");
+    assert.deepEqual(await c("stsh", "env", ""), [
+      "a",
+      "b",
+      "chain",
+      "demands",
+      "long",
+      "me",
+      "robot",
+      "toolong",
+    ]);
+    assert.deepEqual(await c("stsh", "env", "l"), ["long"]);
+    assert.deepEqual(await c("stsh", "env", "--format", "p"), ["powershell", "process"]);
+    assert.deepEqual(await c("stsh", "env", "--f"), ["--format"]);
+    assert.deepEqual(await c("stsh", "exec", "--profile", "r"), ["robot"]);
+    assert.deepEqual(await c("stsh", "init", ""), ["bash", "fish", "pwsh", "zsh"]);
+    assert.deepEqual(await c("assume", ""), [
+      "--clear",
+      "a",
+      "b",
+      "chain",
+      "demands",
+      "long",
+      "me",
+      "robot",
+      "toolong",
+    ]);
+    assert.deepEqual(await c("assume", "a", ""), []);
+    assert.deepEqual(await c("stsh", "exec", "a", "--", ""), []);
+  } finally {
+    await w.close();
+  }
+});
+
 Deno.test("exec: a Ctrl-C meant for the command is not sent to it a second time", async () => {
   const w = await world();
   try {
