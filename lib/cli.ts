@@ -202,7 +202,7 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
       Deno.addSignalListener("SIGINT", () => {});
       const status = await child.status;
       // The endpoint ends with the command (a request in flight is answered first, bounded).
-      await server?.close();
+      if (server) await Promise.race([server.close(), new Promise((r) => setTimeout(r, 3000))]);
       Deno.exit(status.code || (status.signal ? 128 + 2 : 0));
     });
 
