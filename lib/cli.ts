@@ -180,12 +180,20 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
           else childEnv[k] = v;
         }
       } else {
-        const s = serve.startServer({
-          env,
-          only: p,
-          debug: debug(),
-          log: debug() ? (m) => notice(`debug: endpoint: ${m}`) : undefined,
-        });
+        let s;
+        try {
+          s = serve.startServer({
+            env,
+            only: p,
+            debug: debug(),
+            log: debug() ? (m) => notice(`debug: endpoint: ${m}`) : undefined,
+          });
+        } catch (e) {
+          throw new StshError(
+            `Cannot open the credential endpoint on 127.0.0.1: ${(e as Error).message}`,
+            "`stsh exec --env` gives the command static keys instead.",
+          );
+        }
         server = s;
         childEnv = serve.execEnv(env, s, p, c.region);
       }

@@ -688,6 +688,7 @@ export async function runUserServer(
     truncate: true,
     mode: 0o600,
   }).catch(() => null);
+  if (logFile && !isWindows) await Deno.chmod(files.log, 0o600).catch(() => {});
   let logged = 0;
   const log = (line: string) => {
     if (!logFile || logged > 1024 * 1024) return;

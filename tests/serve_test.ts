@@ -7,7 +7,16 @@
 import assert from "node:assert/strict";
 import { ROOT, STSH } from "./support/fixture.ts";
 import { type World, world } from "./support/world.ts";
-import { endpointVars, ensureUserServer, serveFiles } from "../lib/serve.ts";
+import {
+  endpointChanges,
+  endpointVars,
+  ensureUserServer,
+  execEnv,
+  newToken,
+  sameSecret,
+  serveFiles,
+  serverEnv as userServerEnv,
+} from "../lib/serve.ts";
 
 const AWS = "/usr/bin/aws";
 const haveAws = await Deno.stat(AWS).then(() => true, () => false);
@@ -118,6 +127,47 @@ async function execWaiting(w: World, args: string[], env: Record<string, string>
     },
   };
 }
+
+Deno.test("endpoint variables: names URL-encoded, shadowing names unset, tokens long and compared whole", () => {
+  const server = { url: "http://127.0.0.1:4242", token: newToken() };
+  assert.match(server.token, /^[A-Za-z0-9_-]{43}$/);
+  assert.notEqual(newToken(), server.token);
+  assert.deepEqual(endpointVars(server, "dev@acme+1"), {
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:4242/creds/dev%40acme%2B1",
+    AWS_CONTAINER_AUTHORIZATION_TOKEN: server.token,
+  });
+  assert.throws(() => endpointVars(server, "../x"), /not a profile name/);
+  const c = endpointChanges(server, "a", "eu-west-1");
+  assert.equal(c.AWS_ACCESS_KEY_ID, null);
+  assert.equal(c.AWS_PROFILE, null);
+  assert.equal(c.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, null);
+  assert.equal(c.AWS_REGION, "eu-west-1");
+  assert.equal(c.AWS_DEFAULT_REGION, "eu-west-1");
+  assert.equal("AWS_REGION" in endpointChanges(server, "a"), false, "no region: left alone");
+  const env = execEnv(
+    { PATH: "/bin", AWS_SESSION_TOKEN: "x", AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: "/v2" },
+    server,
+    "a",
+  );
+  assert.deepEqual(Object.keys(env).sort(), [
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "PATH",
+  ]);
+  // A shared server keeps no shell's keys, endpoint or hook state, but the person's profile.
+  const se = userServerEnv({
+    HOME: "/h",
+    AWS_PROFILE: "p",
+    AWS_ACCESS_KEY_ID: "k",
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:1/creds/a",
+    STSH_PREV: "{}",
+  });
+  assert.deepEqual(se, { HOME: "/h", AWS_PROFILE: "p" });
+  assert.ok(sameSecret(server.token, server.token));
+  for (const wrong of ["", server.token.slice(0, -1), server.token + "A", "x".repeat(43)]) {
+    assert.ok(!sameSecret(wrong, server.token));
+  }
+});
 
 Deno.test({
   name:
@@ -488,9 +538,13 @@ Deno.test({
       assert.equal((await get(s.port, "/creds/nope!", { token: s.token })).status, 404);
       assert.equal((await get(s.port, "/creds/a")).status, 401);
 
-      // Asked again: the same server, nothing started.
+      // Asked again: the same server, nothing started; a second `stsh serve` steps aside.
       const again = await ensureUserServer(env);
       assert.equal(again.pid, s.pid);
+      const second = await w.run(["serve"], { env });
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stderr, /already running/);
+      assert.equal((await ensureUserServer(env)).pid, s.pid);
 
       // Gone (killed): the next call starts one on the same port with the same token, so a
       // program holding the old URL and token carries on.
