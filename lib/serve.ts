@@ -229,7 +229,7 @@ export function startServer(opts: ServerOptions): CredentialServer {
       return refuse(
         500,
         "StshError",
-        "stsh: an unexpected error; `stsh env PROFILE` in a terminal shows it.",
+        `stsh: an unexpected error; \`stsh env ${profile} >/dev/null\` in a terminal shows it.`,
       );
     }
     const c = got.c;
