@@ -12,7 +12,8 @@
  *
  * It never waits for a person inside a request: SDKs give up after 1–2 s. A request that
  * needs an MFA code, or that would wait on another process, is answered at once with a
- * non-2xx JSON {"Code", "Message"} saying what to run.
+ * non-2xx JSON {"Code", "Message"} saying what to run. Those answers are 4xx: the JS SDK
+ * passes Code and Message on to the program only for a 4xx (botocore shows any body).
  *
  * This module is also the client the hook calls (ensureUserServer, endpointVars): that part
  * loads nothing heavy; the engine is imported only by a server.
@@ -210,7 +211,7 @@ export function startServer(opts: ServerOptions): CredentialServer {
     if (got === "late") {
       log(`/creds/${profile}: not ready within ${deadlineMs} ms`);
       return refuse(
-        503,
+        409,
         "NotReady",
         `stsh: the credentials for '${profile}' are not ready: another stsh is renewing them (perhaps waiting for an MFA code). Try again in a moment, or run \`stsh env ${profile} >/dev/null\` in a terminal.`,
       );
@@ -219,11 +220,11 @@ export function startServer(opts: ServerOptions): CredentialServer {
       const e = got.e;
       if (e instanceof MfaNeeded) {
         log(`/creds/${profile}: an MFA code is needed`);
-        return refuse(503, "MfaNeeded", codeNeededMessage(profile));
+        return refuse(403, "MfaNeeded", codeNeededMessage(profile));
       }
       if (e instanceof StshError) {
         log(`/creds/${profile}: ${oneLine(e.message)}`);
-        return refuse(500, "StshError", `stsh: ${oneLine(e.message)}`);
+        return refuse(422, "StshError", `stsh: ${oneLine(e.message)}`);
       }
       log(`/creds/${profile}: unexpected error: ${oneLine(String((e as Error)?.message ?? e))}`);
       return refuse(
@@ -236,7 +237,7 @@ export function startServer(opts: ServerOptions): CredentialServer {
     try {
       checkCredentials(c);
     } catch (e) {
-      return refuse(500, "StshError", `stsh: ${(e as Error).message}`);
+      return refuse(422, "StshError", `stsh: ${(e as Error).message}`);
     }
     const body: Record<string, string> = {
       AccessKeyId: c.accessKeyId,

@@ -394,13 +394,31 @@ Deno.test("exec: when a code is needed, the endpoint says so at once instead of 
       assert.ok(last.ms < 2000, `answered in ${last.ms} ms`);
       return last.status !== 200;
     });
-    assert.equal(last!.status, 503, last!.body);
+    assert.equal(last!.status, 403, last!.body);
     const m = JSON.parse(last!.body);
     assert.equal(m.Code, "MfaNeeded");
     assert.match(m.Message, /^stsh: an MFA code is needed for 'a': run `stsh env a/);
     const again = await get(ep.port, ep.path, { token: ep.token });
-    assert.equal(again.status, 503);
+    assert.equal(again.status, 403);
     assert.ok(again.ms < 2000, `answered in ${again.ms} ms`);
+    if (haveBoto3) {
+      // What a program's user reads: boto3 passes the message on.
+      const o = await new Deno.Command("python3", {
+        args: [JOB, "--endpoint-url", w.emu.url, "--seconds", "0"],
+        env: {
+          ...w.env,
+          ...Object.fromEntries(
+            Object.entries(ep.childEnv).filter(([k]) => k.startsWith("AWS_CONTAINER_")),
+          ),
+        },
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const job = JSON.parse(dec.decode(o.stdout) || "null");
+      assert.equal(job.failed, 1);
+      assert.match(job.errors[0], /an MFA code is needed for 'a': run `stsh env a/);
+    }
     assert.equal((await ep.finish()).code, 3);
   } finally {
     await w.close();
@@ -429,7 +447,7 @@ Deno.test("exec: a renewal held up by another process's lock is answered within 
       assert.ok(last.ms < 2000, `answered in ${last.ms} ms`);
       return last.status !== 200;
     });
-    assert.equal(last!.status, 503, last!.body);
+    assert.equal(last!.status, 409, last!.body);
     assert.equal(JSON.parse(last!.body).Code, "NotReady");
     assert.match(JSON.parse(last!.body).Message, /another stsh is renewing them/);
     for (const f of held.splice(0)) f.close();
@@ -622,7 +640,7 @@ Deno.test({
       await waitFor("the server to exit", async () => {
         if (!(await alive(s.pid))) return true;
         const r = await get(s.port, "/creds/a", { token: s.token }).catch(() => null);
-        if (r && r.status === 503) {
+        if (r && r.status === 403) {
           assert.ok(r.ms < 2000);
           assert.equal(JSON.parse(r.body).Code, "MfaNeeded");
           sawRefusal = true;

@@ -30,11 +30,7 @@ def main() -> int:
     a = ap.parse_args()
 
     session = boto3.session.Session()
-    sts = session.client(
-        "sts",
-        endpoint_url=a.endpoint_url,
-        config=botocore.config.Config(retries={"max_attempts": 1}),
-    )
+    sts = None  # made at the first call: making it already asks for credentials
     ok = failed = 0
     arns: list[str] = []
     errors: list[str] = []
@@ -42,6 +38,12 @@ def main() -> int:
     first = True
     while True:
         try:
+            if sts is None:
+                sts = session.client(
+                    "sts",
+                    endpoint_url=a.endpoint_url,
+                    config=botocore.config.Config(retries={"max_attempts": 1}),
+                )
             arn = sts.get_caller_identity()["Arn"]
             ok += 1
             if arn not in arns and len(arns) < 10:
