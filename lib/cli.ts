@@ -212,12 +212,16 @@ export function buildProgram(): Command {
     });
 
   program.command("exec")
-    .description("run a command with a profile's credentials; exits with its code")
+    .description(
+      "run a command with a profile's credentials, served by a loopback endpoint the AWS SDKs " +
+        "refresh from (--env: static keys); exits with its code",
+    )
     .argument("<profile>", "profile name")
     .argument("<command...>", "the command, after --")
     .option("-t, --token-code <code>", "the current 6-digit MFA code")
+    .option("--env", "give the command static keys (AWS_ACCESS_KEY_ID…) instead of the endpoint")
     .passThroughOptions()
-    .action(async (p: string, argv: string[], o: ResolveFlags) => {
+    .action(async (p: string, argv: string[], o: ResolveFlags & { env?: boolean }) => {
       const cmd = argv[0] === "--" ? argv.slice(1) : argv;
       if (!cmd.length) {
         throw new StshError(
@@ -226,22 +230,58 @@ export function buildProgram(): Command {
           EXIT.refused,
         );
       }
+      // Resolved up front, so a code is asked on the terminal before the command starts.
       const c = await credentialsFor(p, o, debug());
       const env = Deno.env.toObject();
-      for (const [k, v] of Object.entries(credentialChanges(c))) {
-        if (v === null) delete env[k];
-        else env[k] = v;
+      let childEnv: Record<string, string>;
+      let server: { close(): Promise<void> } | undefined;
+      const serve = await import("./serve.ts");
+      const shadow = o.env ? null : serve.defaultProfileShadows(await loadConfig(env));
+      if (o.env || shadow) {
+        if (shadow) {
+          notice(
+            `warning: profile 'default' has credentials of its own (${shadow}), which AWS SDKs use before the credential endpoint; giving the command static keys instead${
+              c.expiration ? ` (they end at ${clock(c.expiration)})` : ""
+            }. Keep those credentials under another profile name to use the endpoint.`,
+          );
+        }
+        childEnv = { ...env };
+        for (const [k, v] of Object.entries(credentialChanges(c))) {
+          if (v === null) delete childEnv[k];
+          else childEnv[k] = v;
+        }
+      } else {
+        let s;
+        try {
+          s = serve.startServer({
+            env,
+            only: p,
+            debug: debug(),
+            log: debug() ? (m) => notice(`debug: endpoint: ${m}`) : undefined,
+          });
+        } catch (e) {
+          throw new StshError(
+            `Cannot open the credential endpoint on 127.0.0.1: ${(e as Error).message}`,
+            "`stsh exec --env` gives the command static keys instead.",
+          );
+        }
+        server = s;
+        childEnv = serve.execEnv(env, s, p, c.region);
       }
       let child;
       try {
-        child = new Deno.Command(cmd[0], { args: cmd.slice(1), env, clearEnv: true }).spawn();
+        child = new Deno.Command(cmd[0], { args: cmd.slice(1), env: childEnv, clearEnv: true })
+          .spawn();
       } catch (e) {
+        await server?.close();
         throw new StshError(`Cannot run ${cmd[0]}: ${(e as Error).message}`, undefined, 127);
       }
       // Ctrl-C reaches the command from the terminal by itself; stsh only must not die of it
       // (forwarding would deliver a second one: Terraform takes that as "abort now").
       Deno.addSignalListener("SIGINT", () => {});
       const status = await child.status;
+      // The endpoint ends with the command (a request in flight is answered first, bounded).
+      if (server) await Promise.race([server.close(), new Promise((r) => setTimeout(r, 3000))]);
       Deno.exit(status.code || (status.signal ? 128 + 2 : 0));
     });
 
@@ -275,6 +315,26 @@ export function buildProgram(): Command {
         await openInBrowser(link.url, { profile });
         notice(`opened the AWS console as '${profile}' in your browser${until}.`);
       }
+    });
+
+  program.command("serve")
+    .description(
+      "the per-user credential endpoint for shells hooked with --serve (the hook starts it; " +
+        "it exits when idle, STSH_SERVE_IDLE seconds, or when no session is left)",
+    )
+    .action(async () => {
+      const { runUserServer } = await import("./serve.ts");
+      const how = await runUserServer({
+        env: Deno.env.toObject(),
+        debug: debug(),
+        onReady: (s) => {
+          // One line for whoever started it (ensureUserServer waits for it); nothing after.
+          out(`ready ${s.port}\n`);
+          if (!Deno.stdout.isTerminal()) Deno.stdout.close();
+          else notice(`serving on ${s.url}/creds/PROFILE (the token is in the 0600 state file).`);
+        },
+      });
+      if (how === "already running") notice("a credential server is already running.");
     });
 
   program.command("profiles")

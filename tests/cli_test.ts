@@ -119,16 +119,18 @@ Deno.test("exec runs the command with the credentials and returns its exit code"
   const w = await world();
   try {
     await w.primeCode();
-    const r = await w.run([
-      "exec",
-      "a",
-      "--",
-      "sh",
-      "-c",
-      'echo "$AWS_ACCESS_KEY_ID ${AWS_PROFILE-unset}"; exit 7',
-    ]);
+    const show =
+      'echo "${AWS_ACCESS_KEY_ID-nokeys} ${AWS_PROFILE-unset} ${AWS_CONTAINER_CREDENTIALS_FULL_URI-none}"; exit 7';
+    // Default: the credential endpoint (tests/serve_test.ts has the rest).
+    const r = await w.run(["exec", "a", "--", "sh", "-c", show], { env: { AWS_PROFILE: "me" } });
     assert.equal(r.code, 7);
-    assert.match(r.stdout, /^ASIA\w+ unset$/m);
+    assert.match(r.stdout, /^nokeys unset http:\/\/127\.0\.0\.1:\d+\/creds\/a$/m);
+    // --env: static keys, as before.
+    const k = await w.run(["exec", "--env", "a", "--", "sh", "-c", show], {
+      env: { AWS_PROFILE: "me" },
+    });
+    assert.equal(k.code, 7);
+    assert.match(k.stdout, /^ASIA\w+ unset none$/m);
     const missing = await w.run(["exec", "a", "--", "no-such-command-xyz"]);
     assert.equal(missing.code, 127);
     assert.match(missing.stderr, /Cannot run no-such-command-xyz/);
