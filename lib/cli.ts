@@ -18,6 +18,7 @@ import {
   shQuote,
 } from "./formats.ts";
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
+import { keysAdd, keysExport, keysImport, keysList, keysRm, keysWhere } from "./keys.ts";
 import { notice } from "./tty.ts";
 import { join, resolvePath } from "./paths.ts";
 
@@ -175,13 +176,14 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
     });
 
   program.command("profiles")
-    .description("list profiles: kind, MFA device, role, cached until")
+    .description("list profiles: kind, MFA device, role, where the keys are, cached until")
     .option("--names", "names only, one per line (for Tab completion)")
     .action(async (o: { names?: boolean }) => {
       const config = await loadConfig();
       const names = [...config.profiles.keys()].sort();
       if (o.names) return out(names.map((n) => n + "\n").join(""));
       const entries = await new Cache().list();
+      const env = Deno.env.toObject();
       const rows = names.map((n) => {
         const d = describe(config, n);
         const cached = entries.filter((e) =>
@@ -192,6 +194,7 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
           d.kind,
           d.mfa ? "yes" : "-",
           d.role ?? "-",
+          keysWhere(config, n, env),
           cached
             ? `${clock(new Date(cached.expiration))} (${
               timeLeft(Date.parse(cached.expiration) - Date.now())
@@ -199,7 +202,7 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
             : "-",
         ];
       });
-      out(table(["PROFILE", "KIND", "MFA", "ROLE", "CACHED UNTIL"], rows));
+      out(table(["PROFILE", "KIND", "MFA", "ROLE", "KEYS", "CACHED UNTIL"], rows));
     });
 
   program.command("status")
@@ -211,7 +214,7 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
         ["PROFILE", "KIND", "EXPIRES", "LEFT", "ARN"],
         entries.map((e) => [
           e.profile,
-          e.kind,
+          e.stored ? `${e.kind} (${e.stored})` : e.kind,
           clock(new Date(e.expiration)),
           timeLeft(Date.parse(e.expiration) - Date.now()),
           e.arn ?? "-",
@@ -236,6 +239,47 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
       const gone = entries.filter((e) => o.all || e.profile === p);
       for (const e of gone) await cache.remove(e.key);
       notice(`forgot ${gone.length} cached session${gone.length === 1 ? "" : "s"}.`);
+    });
+
+  const keys = program.command("keys")
+    .description("long-term keys in the OS keyring instead of ~/.aws/credentials")
+    .addHelpText(
+      "after",
+      "\nSTSH_KEYRING=auto|secret-service|keychain|wincred|file|none chooses the store (README).",
+    );
+  const env = () => Deno.env.toObject();
+  keys.command("add")
+    .description("store keys for PROFILE, asked on the terminal (the secret without echo)")
+    .argument("<profile>", "profile name")
+    .option("--env", "take them from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    .action(async (p: string, o: { env?: boolean }) => {
+      checkName(p);
+      await keysAdd(p, !!o.env, env());
+    });
+  keys.command("import")
+    .description("move PROFILE's keys out of ~/.aws/credentials into the store")
+    .argument("<profile>", "profile name")
+    .action(async (p: string) => {
+      checkName(p);
+      await keysImport(p, env());
+    });
+  keys.command("list")
+    .description("profiles with keys: masked key id and where they are (never a secret)")
+    .option("--verify", "ask each store whether the keys are really there")
+    .action(async (o: { verify?: boolean }) => out(await keysList(!!o.verify, env())));
+  keys.command("rm")
+    .description("delete PROFILE's keys from the store")
+    .argument("<profile>", "profile name")
+    .action(async (p: string) => {
+      checkName(p);
+      await keysRm(p, env());
+    });
+  keys.command("export")
+    .description("move PROFILE's keys back into ~/.aws/credentials (the way back)")
+    .argument("<profile>", "profile name")
+    .action(async (p: string) => {
+      checkName(p);
+      await keysExport(p, env());
     });
 
   program.command("init")
