@@ -149,8 +149,7 @@ export async function keysAdd(profile: string, fromEnv: boolean, env: Env): Prom
       // The key id is shown as typed (it is not secret: CloudTrail logs it); the secret is not.
       t.write(`stsh: access key id for '${profile}': `);
       accessKeyId = (await t.readLine()).trim();
-      t.write(`stsh: secret access key (not shown): `);
-      secretAccessKey = (await t.readSecret()).trim();
+      secretAccessKey = (await t.readSecret(`stsh: secret access key (not shown): `)).trim();
     } finally {
       t.close();
     }

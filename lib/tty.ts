@@ -15,8 +15,11 @@ export interface Terminal {
   write(text: string): void;
   /** One line without its newline; Cancelled on Ctrl-C, Ctrl-D or end of input. */
   readLine(): Promise<string>;
-  /** readLine() with echo off (a passphrase, a secret key); echo is back on afterwards. */
-  readSecret(): Promise<string>;
+  /**
+   * Show `prompt` and read a line with echo off (a passphrase, a secret key); echo is back
+   * on afterwards. The prompt appears only once echo is off, so nothing typed early shows.
+   */
+  readSecret(prompt: string): Promise<string>;
   close(): void;
 }
 
@@ -66,7 +69,7 @@ class TtyTerminal implements Terminal {
     }
   }
 
-  async readSecret(): Promise<string> {
+  async readSecret(prompt: string): Promise<string> {
     if (!this.raw) {
       throw new StshError("This terminal cannot hide what is typed; nothing was read.");
     }
@@ -74,6 +77,7 @@ class TtyTerminal implements Terminal {
     // Ctrl-U edit the line, as the terminal's own line editing would have.
     this.raw(true);
     try {
+      this.write(prompt);
       const chunks: number[] = [];
       const buf = new Uint8Array(256);
       while (true) {
@@ -144,15 +148,16 @@ class ShTerminal implements Terminal {
     }
   }
 
-  async readSecret(): Promise<string> {
-    // Echo off on the terminal itself, and back to exactly the settings it had — also when
-    // Ctrl-C ends the read (the trap), so the person is never left typing blind.
+  async readSecret(prompt: string): Promise<string> {
+    // Echo off on the terminal itself, then the prompt, and back to exactly the settings it
+    // had — also when Ctrl-C ends the read (the trap), so the person is never left typing
+    // blind.
     const script = "exec 3</dev/tty || exit 1; s=$(stty -g <&3) || exit 1; " +
       'trap \'stty "$s" <&3; printf "\\n" >/dev/tty; exit 130\' INT TERM HUP; ' +
-      'stty -echo <&3 || exit 1; IFS= read -r line <&3; rc=$?; stty "$s" <&3; ' +
-      'printf "\\n" >/dev/tty; [ "$rc" -eq 0 ] && printf "%s" "$line"';
+      'stty -echo <&3 || exit 1; printf "%s" "$1" >/dev/tty; IFS= read -r line <&3; rc=$?; ' +
+      'stty "$s" <&3; printf "\\n" >/dev/tty; [ "$rc" -eq 0 ] && printf "%s" "$line"';
     const child = new Deno.Command("/bin/sh", {
-      args: ["-c", script],
+      args: ["-c", script, "sh", prompt],
       stdin: "null",
       stdout: "piped",
       stderr: "null",

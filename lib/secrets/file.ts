@@ -109,14 +109,9 @@ export class FileStore implements SecretStore {
 
   private ask(prompt: string): Promise<string> {
     this.terminal ??= openTerminal();
-    if (!this.terminal) {
-      throw new StshError(
-        `The passphrase of the encrypted keyring ${this.path} is needed, and there is no terminal to ask on.`,
-        "Run it in a terminal, or set STSH_KEYRING_PASSPHRASE (weaker: see README).",
-      );
-    }
-    this.terminal.write(prompt);
-    return this.terminal.readSecret();
+    // No terminal: exit 3, as for an MFA code that cannot be asked.
+    if (!this.terminal) throw new PassphraseNeeded(this.path);
+    return this.terminal.readSecret(prompt);
   }
 
   /** Where the passphrase comes from: the environment, else the terminal (when allowed). */
