@@ -19,6 +19,7 @@ import {
 } from "./formats.ts";
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
 import { keysAdd, keysExport, keysImport, keysList, keysRm, keysWhere } from "./keys.ts";
+import { SessionVault } from "./secrets.ts";
 import { notice } from "./tty.ts";
 import { join, resolvePath } from "./paths.ts";
 
@@ -112,6 +113,7 @@ Exit codes: 0 ok, 1 error, 2 bad usage or refused tag, 3 MFA code needed but no 
 State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
     );
   const debug = () => !!program.opts().debug;
+  const env = () => Deno.env.toObject();
 
   program.command("env")
     .description("print credentials for a profile, as shell code or JSON")
@@ -183,7 +185,7 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
       const names = [...config.profiles.keys()].sort();
       if (o.names) return out(names.map((n) => n + "\n").join(""));
       const entries = await new Cache().list();
-      const env = Deno.env.toObject();
+      const vars = env();
       const rows = names.map((n) => {
         const d = describe(config, n);
         const cached = entries.filter((e) =>
@@ -194,7 +196,7 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
           d.kind,
           d.mfa ? "yes" : "-",
           d.role ?? "-",
-          keysWhere(config, n, env),
+          keysWhere(config, n, vars),
           cached
             ? `${clock(new Date(cached.expiration))} (${
               timeLeft(Date.parse(cached.expiration) - Date.now())
@@ -234,7 +236,8 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
           EXIT.refused,
         );
       }
-      const cache = new Cache();
+      // With a vault, MFA sessions kept in a secret store are deleted there too.
+      const cache = new Cache(undefined, new SessionVault({ env: env(), interactive: true }));
       const entries = await cache.list();
       const gone = entries.filter((e) => o.all || e.profile === p);
       for (const e of gone) await cache.remove(e.key);
@@ -247,7 +250,6 @@ State: ~/.aws/stsh (STSH_HOME). Docs: README.md.`,
       "after",
       "\nSTSH_KEYRING=auto|secret-service|keychain|wincred|file|none chooses the store (README).",
     );
-  const env = () => Deno.env.toObject();
   keys.command("add")
     .description("store keys for PROFILE, asked on the terminal (the secret without echo)")
     .argument("<profile>", "profile name")
