@@ -352,3 +352,78 @@ Deno.test("keys add on a terminal: the secret is not echoed", async () => {
     );
   });
 });
+
+Deno.test("encrypted file on a terminal: passphrase asked twice when new, unseen, re-asked when wrong; Ctrl-C leaves echo on", async () => {
+  const w = await world();
+  const t = await Pty.start({
+    cmd: ["bash", "--norc", "--noprofile", "-i"],
+    env: { ...w.env, STSH_KEYRING: "file", PS1: "P> ", TERM: "xterm-256color" },
+    prompt: /^P>$/,
+    timeoutMs: 30_000,
+  });
+  const pass = "correct horse battery";
+  try {
+    await t.waitFor("P> ");
+    // Ctrl-C at the secret question: cancelled, and the terminal echoes again.
+    await t.send(`${ROOT}/bin/stsh keys add ci`);
+    await t.key("Enter");
+    await t.waitFor("access key id for 'ci': ");
+    await t.send(w.plain.accessKeyId);
+    await t.key("Enter");
+    await t.waitFor("secret access key (not shown): ");
+    await t.send("half-typed");
+    await t.key("C-c");
+    await t.waitFor(/^stsh: Cancelled\.$/m);
+    await t.waitFor(/^P>$/m);
+    const modes = await t.run("echo $?; stty -a </dev/tty");
+    assert.match(modes, /^130$/m);
+    assert.match(modes, /(^|\s)echo(\s|$)/m, "echo is on");
+
+    await t.send(`${ROOT}/bin/stsh keys add ci`);
+    await t.key("Enter");
+    await t.waitFor("access key id for 'ci': ", { count: 2 });
+    await t.send(w.plain.accessKeyId);
+    await t.key("Enter");
+    await t.waitFor("secret access key (not shown): ", { count: 2 });
+    await t.send(w.plain.secretAccessKey);
+    await t.key("Enter");
+    await t.waitFor("a passphrase for a new encrypted keyring");
+    await t.send(pass);
+    await t.key("Enter");
+    await t.waitFor("the same passphrase again: ");
+    await t.send(pass);
+    await t.key("Enter");
+    await t.waitFor(/are in the encrypted file .*keyring\.json\.$/m);
+
+    // Resolving needs the keys: the passphrase is asked; a wrong one is asked again.
+    await t.send(
+      `${ROOT}/bin/stsh env ci --format json > ${w.sb.path("out.json")}; echo "env-done-$?"`,
+    );
+    await t.key("Enter");
+    await t.waitFor("passphrase of the encrypted keyring");
+    await t.send("not it");
+    await t.key("Enter");
+    await t.waitFor("That passphrase does not open it.");
+    await t.waitFor("(again): "); // the question again, asked once echo is off
+    await t.send(pass);
+    await t.key("Enter");
+    await t.waitFor(/^env-done-0$/m);
+    const screen = await t.screen();
+    for (const s of [pass, "not it", w.plain.secretAccessKey, "half-typed"]) {
+      assert.ok(!screen.includes(s), `the screen shows ${s}:\n${screen}`);
+    }
+  } finally {
+    await t.close();
+  }
+  try {
+    const j = JSON.parse(await Deno.readTextFile(w.sb.path("out.json")));
+    assert.match(j.AccessKeyId, /^ASIA/);
+    // Without a terminal or STSH_KEYRING_PASSPHRASE: exit 3, as for an MFA code.
+    assert.equal((await w.run(["clear", "--all"], { env: { STSH_KEYRING: "none" } })).code, 0);
+    const r = await w.run(["env", "ci"], { env: { STSH_KEYRING: "file" } });
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /^stsh: The passphrase of the encrypted keyring .* is needed\./);
+  } finally {
+    await w.close();
+  }
+});
