@@ -149,8 +149,27 @@ export function whyNoKeyring(env: Record<string, string>): string {
   return `No keyring here: stsh knows none on ${Deno.build.os}.`;
 }
 
-/** Open one backend (its module is loaded only now). */
-export async function openStore(name: BackendName, opts: StoreOptions): Promise<SecretStore> {
+/**
+ * Open one backend (its module is loaded only now). One instance per backend, environment
+ * and mode for the whole process, so what it learnt (an unlocked file's key, derived once
+ * in about a second) serves the keys and the MFA session of one resolve alike.
+ */
+export function openStore(name: BackendName, opts: StoreOptions): Promise<SecretStore> {
+  let mine = opened.get(opts.env);
+  if (!mine) opened.set(opts.env, mine = new Map());
+  const id = `${name}:${opts.interactive}`;
+  let s = mine.get(id);
+  if (!s) {
+    s = load(name, opts);
+    s.catch(() => mine.delete(id));
+    mine.set(id, s);
+  }
+  return s;
+}
+
+const opened = new WeakMap<Record<string, string>, Map<string, Promise<SecretStore>>>();
+
+async function load(name: BackendName, opts: StoreOptions): Promise<SecretStore> {
   switch (name) {
     case "secret-service":
       return new (await import("./secrets/secret_service.ts")).SecretService(opts);
@@ -312,19 +331,13 @@ export async function storedKeys(
  * and the way back. Backends open lazily, once per process.
  */
 export class SessionVault {
-  private readonly stores = new Map<BackendName, Promise<SecretStore>>();
   /** Set when an `auto` Secret Service did not answer: files, for the rest of this run. */
   private fallback = false;
 
   constructor(private readonly opts: StoreOptions) {}
 
   private open(name: BackendName): Promise<SecretStore> {
-    let s = this.stores.get(name);
-    if (!s) {
-      s = openStore(name, this.opts);
-      this.stores.set(name, s);
-    }
-    return s;
+    return openStore(name, this.opts);
   }
 
   private target(): BackendName | null {

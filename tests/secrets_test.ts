@@ -191,7 +191,7 @@ Deno.test("encrypted file: round trip, 0600, no plaintext, wrong passphrase refu
     assert.equal(JSON.parse(text).kdf.name, "scrypt");
 
     // A second process (a new store) with the same passphrase reads it.
-    const again = await openStore("file", { env, interactive: false });
+    const again = await openStore("file", { env: { ...env }, interactive: false });
     assert.equal(await again.get("keys:me"), SECRET);
 
     const wrong = await openStore("file", {
