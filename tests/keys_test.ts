@@ -423,6 +423,12 @@ Deno.test("encrypted file on a terminal: passphrase asked twice when new, unseen
     const r = await w.run(["env", "ci"], { env: { STSH_KEYRING: "file" } });
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /^stsh: The passphrase of the encrypted keyring .* is needed\./);
+    // The hook without --prompt: 4, "ask again with --prompt", as for an MFA code.
+    const dir = w.sb.path("proj");
+    await Deno.mkdir(dir);
+    assert.equal((await w.run(["tag", "ci", dir])).code, 0);
+    const h = await w.run(["hook", "bash"], { env: { STSH_KEYRING: "file" }, cwd: dir });
+    assert.equal(h.code, 4, h.stderr);
   } finally {
     await w.close();
   }
