@@ -1,9 +1,12 @@
 /**
  * On-disk sessions: one JSON file per session under a 0700 directory, 0600 files, written to
  * a temp file and renamed, each guarded by a lock file so that concurrent resolves of the
- * same session make one STS call. Long-term keys never reach this module.
+ * same session make one STS call. Long-term keys never reach this module. Given a
+ * SessionVault, an MFA session's secret goes to the secret store and its file keeps only
+ * what is not secret (a stub naming the store), read back only when the session is used.
  */
 import { cacheDir, isWindows, join, privateDir, sha256Hex } from "./paths.ts";
+import type { SessionVault } from "./secrets.ts";
 
 export interface Session {
   accessKeyId: string;
@@ -20,6 +23,8 @@ export interface Session {
   mfa: boolean;
   /** ISO 8601 UTC: when it was issued (absent in files from older versions). */
   issued?: string;
+  /** The secret store holding secretAccessKey and sessionToken (then empty here). */
+  stored?: string;
 }
 
 /**
@@ -60,7 +65,7 @@ export class Cache {
   /** Warnings worth showing (a discarded file and why); never secrets. */
   readonly warnings: string[] = [];
 
-  constructor(env?: Record<string, string>) {
+  constructor(env?: Record<string, string>, private readonly vault?: SessionVault) {
     this.dir = cacheDir(env);
   }
 
@@ -68,8 +73,30 @@ export class Cache {
     return join(this.dir, `${key}.json`);
   }
 
-  /** The session for `key`, or null for a miss. A file that does not parse is a miss. */
+  /**
+   * The session for `key`, or null for a miss. A file that does not parse is a miss; so is a
+   * session in a secret store when this Cache has no vault (the warm path never asks one) or
+   * the store no longer has it.
+   */
   async read(key: string): Promise<Session | null> {
+    const s = await this.load(key);
+    if (!s?.stored) return s;
+    if (!this.vault) return null;
+    const secret = await this.vault.fetch(s.stored, key);
+    try {
+      const { secretAccessKey, sessionToken } = JSON.parse(secret ?? "null") ?? {};
+      if (typeof secretAccessKey === "string" && typeof sessionToken === "string") {
+        return { ...s, secretAccessKey, sessionToken };
+      }
+    } catch { /* below */ }
+    this.warnings.push(
+      `the MFA session of '${s.profile}' could not be read back from the ${s.stored} store (deleted there, or not reachable here).`,
+    );
+    return null;
+  }
+
+  /** The file's session as it is: a stub's secrets are empty. */
+  private async load(key: string): Promise<Session | null> {
     const path = this.file(key);
     let text: string;
     try {
@@ -95,7 +122,8 @@ export class Cache {
     try {
       const s = JSON.parse(text) as Session;
       const ok = typeof s.accessKeyId === "string" && typeof s.secretAccessKey === "string" &&
-        typeof s.sessionToken === "string" && !isNaN(Date.parse(s.expiration));
+        typeof s.sessionToken === "string" && !isNaN(Date.parse(s.expiration)) &&
+        (s.stored === undefined || typeof s.stored === "string");
       if (ok) return s;
     } catch { /* fall through */ }
     await this.discard(path, "was damaged");
@@ -108,6 +136,17 @@ export class Cache {
   }
 
   async write(key: string, session: Session): Promise<void> {
+    if (session.kind === "mfa-session" && this.vault) {
+      const before = (await this.load(key))?.stored;
+      const { secretAccessKey, sessionToken } = session;
+      const stored = await this.vault.keep(
+        key,
+        JSON.stringify({ secretAccessKey, sessionToken }),
+        `stsh: MFA session of '${session.profile}'`,
+      );
+      if (stored) session = { ...session, secretAccessKey: "", sessionToken: "", stored };
+      if (before && before !== stored) await this.vault.forget(before, key);
+    }
     await privateDir(this.dir);
     const path = this.file(key);
     const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
@@ -165,6 +204,8 @@ export class Cache {
   }
 
   async remove(key: string): Promise<boolean> {
+    const s = await this.load(key).catch(() => null);
+    if (s?.stored) await this.vault?.forget(s.stored, key);
     try {
       await Deno.remove(this.file(key));
       return true;
@@ -174,14 +215,14 @@ export class Cache {
     }
   }
 
-  /** Every readable entry, for `status` and `clear`. */
+  /** Every readable entry, for `status` and `clear` (secrets in a store are not fetched). */
   async list(): Promise<Entry[]> {
     const out: Entry[] = [];
     try {
       for await (const e of Deno.readDir(this.dir)) {
         if (!e.isFile || !/^[0-9a-f]{40}\.json$/.test(e.name)) continue;
         const key = e.name.slice(0, -5);
-        const s = await this.read(key);
+        const s = await this.load(key);
         if (s) out.push({ ...s, key, file: this.file(key) });
       }
     } catch (e) {

@@ -22,6 +22,8 @@ import {
   stateChanges,
 } from "./formats.ts";
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
+import { keysAdd, keysExport, keysImport, keysList, keysRm, keysWhere } from "./keys.ts";
+import { SessionVault } from "./secrets.ts";
 import { notice } from "./tty.ts";
 import { join, resolvePath } from "./paths.ts";
 import { clock, timeLeft, visible, wrap } from "./text.ts";
@@ -177,6 +179,7 @@ export function buildProgram(): Command {
     .enablePositionalOptions()
     .addHelpText("after", () => `${examples(EXAMPLES[""], width)}\n\n${wrap(EPILOGUE, width)}`);
   const debug = () => !!program.opts().debug;
+  const env = () => Deno.env.toObject();
 
   program.command("env")
     .description("print credentials for a profile, as shell code or JSON")
@@ -338,13 +341,14 @@ export function buildProgram(): Command {
     });
 
   program.command("profiles")
-    .description("list profiles: kind, MFA device, role, cached until")
+    .description("list profiles: kind, MFA device, role, where the keys are, cached until")
     .option("--names", "names only, one per line (for Tab completion)")
     .action(async (o: { names?: boolean }) => {
       const config = await loadConfig();
       const names = [...config.profiles.keys()].sort();
       if (o.names) return out(names.map((n) => n + "\n").join(""));
       const entries = await new Cache().list();
+      const vars = env();
       const rows = names.map((n) => {
         const d = describe(config, n);
         const cached = entries.filter((e) =>
@@ -355,6 +359,7 @@ export function buildProgram(): Command {
           d.kind,
           d.mfa ? "yes" : "-",
           d.role ?? "-",
+          keysWhere(config, n, vars),
           cached
             ? `${clock(new Date(cached.expiration))} (${
               timeLeft(Date.parse(cached.expiration) - Date.now())
@@ -362,7 +367,7 @@ export function buildProgram(): Command {
             : "-",
         ];
       });
-      out(table(["PROFILE", "KIND", "MFA", "ROLE", "CACHED UNTIL"], rows));
+      out(table(["PROFILE", "KIND", "MFA", "ROLE", "KEYS", "CACHED UNTIL"], rows));
     });
 
   program.command("status")
@@ -374,7 +379,7 @@ export function buildProgram(): Command {
         ["PROFILE", "KIND", "EXPIRES", "LEFT", "ARN"],
         entries.map((e) => [
           e.profile,
-          e.kind,
+          e.stored ? `${e.kind} (${e.stored})` : e.kind,
           clock(new Date(e.expiration)),
           timeLeft(Date.parse(e.expiration) - Date.now()),
           e.arn ?? "-",
@@ -394,11 +399,52 @@ export function buildProgram(): Command {
           EXIT.refused,
         );
       }
-      const cache = new Cache();
+      // With a vault, MFA sessions kept in a secret store are deleted there too.
+      const cache = new Cache(undefined, new SessionVault({ env: env(), interactive: true }));
       const entries = await cache.list();
       const gone = entries.filter((e) => o.all || e.profile === p);
       for (const e of gone) await cache.remove(e.key);
       notice(`forgot ${gone.length} cached session${gone.length === 1 ? "" : "s"}.`);
+    });
+
+  const keys = program.command("keys")
+    .description("long-term keys in the OS keyring instead of ~/.aws/credentials")
+    .addHelpText(
+      "after",
+      "\nSTSH_KEYRING=auto|secret-service|keychain|wincred|file|none chooses the store (README).",
+    );
+  keys.command("add")
+    .description("store keys for PROFILE, asked on the terminal (the secret without echo)")
+    .argument("<profile>", "profile name")
+    .option("--env", "take them from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    .action(async (p: string, o: { env?: boolean }) => {
+      checkName(p);
+      await keysAdd(p, !!o.env, env());
+    });
+  keys.command("import")
+    .description("move PROFILE's keys out of ~/.aws/credentials into the store")
+    .argument("<profile>", "profile name")
+    .action(async (p: string) => {
+      checkName(p);
+      await keysImport(p, env());
+    });
+  keys.command("list")
+    .description("profiles with keys: masked key id and where they are (never a secret)")
+    .option("--verify", "ask each store whether the keys are really there")
+    .action(async (o: { verify?: boolean }) => out(await keysList(!!o.verify, env())));
+  keys.command("rm")
+    .description("delete PROFILE's keys from the store")
+    .argument("<profile>", "profile name")
+    .action(async (p: string) => {
+      checkName(p);
+      await keysRm(p, env());
+    });
+  keys.command("export")
+    .description("move PROFILE's keys back into ~/.aws/credentials (the way back)")
+    .argument("<profile>", "profile name")
+    .action(async (p: string) => {
+      checkName(p);
+      await keysExport(p, env());
     });
 
   program.command("init")

@@ -7,11 +7,17 @@
 import { loadSharedConfigFiles } from "@smithy/shared-ini-file-loader";
 import { StshError } from "./errors.ts";
 import { configFile, credentialsFile } from "./paths.ts";
+import { type BackendName, readKeyIndex } from "./secrets.ts";
 
 export interface Keys {
   accessKeyId: string;
   secretAccessKey: string;
   sessionToken?: string;
+  /**
+   * Long-term keys kept in a secret store (`stsh keys`): secretAccessKey is empty until the
+   * engine fetches it, which it does only when STS must be called with them.
+   */
+  keyring?: BackendName;
 }
 
 export interface Profile {
@@ -193,11 +199,18 @@ export async function loadConfig(
   const names = new Set<string>();
   for (const key of Object.keys(cfg)) if (!/^(sso-session|services)\./.test(key)) names.add(key);
   for (const key of Object.keys(creds)) names.add(key);
+  // Keys in a secret store (the key index: ids and backends, no secrets) count where the
+  // credentials file has none for the profile.
+  const stored = await readKeyIndex(env);
+  for (const key of Object.keys(stored)) names.add(key);
   for (const name of names) {
     const fromCreds = creds[name] ?? {};
     const merged = { ...(cfg[name] ?? {}), ...fromCreds };
     const file = Object.keys(fromCreds).length ? credentialsPath : configPath;
-    profiles.set(name, toProfile(name, merged, file));
+    const p = toProfile(name, merged, file);
+    const k = stored[name];
+    if (k && !p.keys) p.keys = { accessKeyId: k.keyId, secretAccessKey: "", keyring: k.backend };
+    profiles.set(name, p);
   }
   if (profiles.size === 0) {
     const size = async (p: string) => (await Deno.stat(p).catch(() => null))?.size ?? 0;

@@ -16,6 +16,7 @@ import {
 } from "./sts.ts";
 import { notice } from "./tty.ts";
 import { configStamp, refreshMargin } from "./paths.ts";
+import { SessionVault, storedKeys } from "./secrets.ts";
 
 export interface Credentials {
   accessKeyId: string;
@@ -45,6 +46,8 @@ const CHAIN_CAP = 3600;
 class Resolver {
   readonly env: Record<string, string>;
   readonly cache: Cache;
+  /** Where MFA sessions' secrets go (a secret store when one is active); opened lazily. */
+  readonly vault: SessionVault;
   readonly now: () => number;
   readonly margin: number;
   readonly log: (m: string) => void;
@@ -54,7 +57,8 @@ class Resolver {
 
   constructor(readonly pl: Plan, readonly config: Config, readonly opts: ResolveOptions) {
     this.env = opts.env ?? Deno.env.toObject();
-    this.cache = new Cache(this.env);
+    this.vault = new SessionVault({ env: this.env, interactive: opts.interactive });
+    this.cache = new Cache(this.env, this.vault);
     this.now = opts.now ?? Date.now;
     this.margin = refreshMargin(this.env);
     this.log = opts.log ?? (() => {});
@@ -131,9 +135,22 @@ class Resolver {
     return s;
   }
 
+  /**
+   * Long-term keys with their secret: from the secret store when they live there. The one
+   * place keys come out of a store, reached only when STS must be called with them.
+   */
+  async longTerm(k: Keys): Promise<Keys> {
+    if (!k.keyring) return k;
+    this.log(`reading the keys of '${this.pl.base.profile.name}' from ${k.keyring}`);
+    return await storedKeys(this.pl.base.profile.name, {
+      accessKeyId: k.accessKeyId,
+      stored: k.keyring,
+    }, { env: this.env, interactive: this.opts.interactive });
+  }
+
   async baseKeys(): Promise<Keys & { expiration?: Date }> {
     const b = this.pl.base;
-    if (b.kind === "keys") return b.keys;
+    if (b.kind === "keys") return await this.longTerm(b.keys);
     if (b.kind === "environment") {
       const id = this.env.AWS_ACCESS_KEY_ID, secret = this.env.AWS_SECRET_ACCESS_KEY;
       if (!id || !secret) {
@@ -159,11 +176,14 @@ class Resolver {
     });
     const what = `GetSessionToken for '${this.pl.base.profile.name}'`;
     return await this.session(key, `MFA session of '${this.pl.base.profile.name}'`, async () => {
+      const full = await this.longTerm(keys);
+      // Whatever the store must ask (unlock, a passphrase) is asked before the code is spent.
+      if (serial) await this.vault.ready();
       const got = serial
         ? await this.withCode((code) =>
-          getSessionToken(this.target(keys), { durationSeconds: duration, serial, code, what })
+          getSessionToken(this.target(full), { durationSeconds: duration, serial, code, what })
         )
-        : await getSessionToken(this.target(keys), { durationSeconds: duration, what });
+        : await getSessionToken(this.target(full), { durationSeconds: duration, what });
       return toSession(
         got,
         serial ? "mfa-session" : "session",
@@ -244,9 +264,9 @@ class Resolver {
     const b = pl.base;
     const longTerm = b.kind === "keys" && !b.keys.sessionToken;
     if (pl.roles.length === 0) {
-      const keys = await this.baseKeys();
-      if (!longTerm || this.opts.noSession) return done(keys);
-      return done(await this.userSession(keys));
+      if (!longTerm || this.opts.noSession) return done(await this.baseKeys());
+      // The key id names the session: its secret is fetched only if one must be made.
+      return done(await this.userSession(b.keys));
     }
     // Source credentials are fetched only when a role really has to be assumed, so a cache
     // hit never runs an SDK provider (SSO, credential_process) or loads the SDK at all.

@@ -92,12 +92,14 @@ export function refreshMargin(env: Record<string, string> = Deno.env.toObject())
 
 /**
  * What the resolved plan of a profile depends on besides the profile name: the two AWS
- * files (path, mtime, size, inode) and the environment that picks region and endpoint.
+ * files and stsh's key index (path, mtime, size, inode) and the environment that picks
+ * region and endpoint.
  * While it is unchanged, a profile's last session key can be reused without parsing.
  */
 export async function configStamp(env: Record<string, string>): Promise<string> {
   const parts: string[] = [];
-  for (const f of [configFile(env), credentialsFile(env)]) {
+  // The key index (lib/secrets.ts) says which profiles have keys in a secret store.
+  for (const f of [configFile(env), credentialsFile(env), join(stateDir(env), "keys.json")]) {
     const st = await Deno.stat(f).catch(() => null);
     parts.push(st ? `${f}:${st.mtime?.getTime()}:${st.size}:${st.ino}` : `${f}:-`);
   }

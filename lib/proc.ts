@@ -75,6 +75,30 @@ export interface HelperOptions {
   env?: Record<string, string>;
   /** The environment the helper sees (default: stsh's own). */
   childEnv?: Record<string, string>;
+  /**
+   * Fed to the helper's stdin, which is then closed (default: no stdin). The way to hand a
+   * helper a secret: never in its argv, which every user of the machine can read.
+   */
+  input?: string | Uint8Array;
+  /**
+   * Keep the helper's stderr instead of passing it to the person: a failure then throws a
+   * HelperFailed carrying it, for the caller to turn into one sentence of its own.
+   */
+  captureStderr?: boolean;
+}
+
+/** A helper that failed: why, its exit code and (with captureStderr) what it said. */
+export class HelperFailed extends StshError {
+  constructor(
+    message: string,
+    hint: string | undefined,
+    readonly reason: "start" | "exit" | "timeout" | "output",
+    readonly code?: number,
+    readonly stderr = "",
+  ) {
+    super(message, hint);
+    this.name = "HelperFailed";
+  }
 }
 
 /**
@@ -83,6 +107,14 @@ export interface HelperOptions {
  * output, and Cancelled when Ctrl-C arrived while it ran.
  */
 export async function runHelper(command: string, opts: HelperOptions): Promise<string> {
+  return (await runHelperOutput(command, opts)).stdout;
+}
+
+/** runHelper, with the helper's stderr too (empty unless captureStderr). */
+export async function runHelperOutput(
+  command: string,
+  opts: HelperOptions,
+): Promise<{ stdout: string; stderr: string }> {
   const ms = opts.timeoutMs ?? helperTimeoutMs(opts.env);
   const max = opts.maxOutputBytes ?? 64 * 1024;
   const shell = isWindows ? ["cmd.exe", "/d", "/s", "/c"] : ["/bin/sh", "-c"];
@@ -90,51 +122,71 @@ export async function runHelper(command: string, opts: HelperOptions): Promise<s
   try {
     child = new Deno.Command(shell[0], {
       args: [...shell.slice(1), command],
-      stdin: "null",
+      stdin: opts.input === undefined ? "null" : "piped",
       stdout: "piped",
-      stderr: "inherit",
+      stderr: opts.captureStderr ? "piped" : "inherit",
       detached: !isWindows,
       ...(opts.childEnv ? { env: opts.childEnv, clearEnv: true } : {}),
     }).spawn();
   } catch (e) {
-    throw new StshError(`${opts.what} could not start: ${visible((e as Error).message)}`);
+    throw new HelperFailed(
+      `${opts.what} could not start: ${visible((e as Error).message)}`,
+      undefined,
+      "start",
+    );
   }
   interrupted = false;
   track(child);
   let why: string | undefined;
+  let reason: HelperFailed["reason"] = "exit";
   let hardKill: ReturnType<typeof setTimeout> | undefined;
   const timer = setTimeout(() => {
     why = `did not finish within ${ms / 1000} s; stopped it`;
+    reason = "timeout";
     killGroup(child, "SIGTERM");
     hardKill = setTimeout(() => killGroup(child, "SIGKILL"), 1000);
   }, ms);
   const chunks: Uint8Array[] = [];
   let size = 0;
+  // Both pipes are drained while the helper runs, so neither can fill up and stall it.
+  const errText = opts.captureStderr
+    ? new Response(child.stderr).text().catch(() => "")
+    : Promise.resolve("");
+  const fed = opts.input === undefined ? Promise.resolve() : feed(child, opts.input);
   try {
     for await (const chunk of child.stdout) {
       size += chunk.length;
       if (size > max) {
         why = `printed more than ${max} bytes; stopped it`;
+        reason = "output";
         killGroup(child, "SIGKILL");
         break;
       }
       chunks.push(chunk);
     }
     const status = await child.status;
+    await fed;
     // Whatever it left behind in its group goes too (a daemon it started, a stuck child).
     killGroup(child, "SIGKILL");
     if (interrupted) throw new Cancelled();
     if (why) {
-      throw new StshError(
+      throw new HelperFailed(
         `${opts.what} ${why}.`,
         "Check the command by running it yourself (STSH_HELPER_TIMEOUT sets the limit in seconds).",
+        reason,
+        undefined,
+        await errText,
       );
     }
     if (!status.success) {
-      throw new StshError(
+      throw new HelperFailed(
         `${opts.what} failed (${
           status.signal ? `killed by ${status.signal}` : `exit code ${status.code}`
         }).`,
+        undefined,
+        "exit",
+        status.code,
+        await errText,
       );
     }
   } finally {
@@ -148,5 +200,14 @@ export async function runHelper(command: string, opts: HelperOptions): Promise<s
     out.set(c, at);
     at += c.length;
   }
-  return new TextDecoder().decode(out);
+  return { stdout: new TextDecoder().decode(out), stderr: await errText };
+}
+
+/** Write `input` to the helper's stdin and close it; a helper that exits early is no error. */
+async function feed(child: Deno.ChildProcess, input: string | Uint8Array): Promise<void> {
+  const w = child.stdin.getWriter();
+  try {
+    await w.write(typeof input === "string" ? new TextEncoder().encode(input) : input);
+    await w.close();
+  } catch { /* it stopped reading: its exit status says why */ }
 }

@@ -5,7 +5,7 @@
  * and is never used.
  * This is the only module that touches the terminal.
  */
-import { Cancelled } from "./errors.ts";
+import { Cancelled, StshError } from "./errors.ts";
 import { isWindows } from "./paths.ts";
 
 const enc = new TextEncoder();
@@ -15,6 +15,11 @@ export interface Terminal {
   write(text: string): void;
   /** One line without its newline; Cancelled on Ctrl-C, Ctrl-D or end of input. */
   readLine(): Promise<string>;
+  /**
+   * Show `prompt` and read a line with echo off (a passphrase, a secret key); echo is back
+   * on afterwards. The prompt appears only once echo is off, so nothing typed early shows.
+   */
+  readSecret(prompt: string): Promise<string>;
   close(): void;
 }
 
@@ -23,6 +28,8 @@ class TtyTerminal implements Terminal {
     private readonly input: { read(p: Uint8Array): Promise<number | null> },
     private readonly output: { writeSync(p: Uint8Array): number },
     private readonly closer: () => void,
+    /** Raw mode on/off for the input, when it is a terminal that has one. */
+    private readonly raw?: (on: boolean) => void,
   ) {}
 
   write(text: string) {
@@ -59,6 +66,35 @@ class TtyTerminal implements Terminal {
       throw e;
     } finally {
       Deno.removeSignalListener("SIGINT", onInt);
+    }
+  }
+
+  async readSecret(prompt: string): Promise<string> {
+    if (!this.raw) {
+      throw new StshError("This terminal cannot hide what is typed; nothing was read.");
+    }
+    // Raw mode: no echo, and Ctrl-C arrives as a byte instead of a signal. Backspace and
+    // Ctrl-U edit the line, as the terminal's own line editing would have.
+    this.raw(true);
+    try {
+      this.write(prompt);
+      const chunks: number[] = [];
+      const buf = new Uint8Array(256);
+      while (true) {
+        const n = await this.input.read(buf);
+        if (n === null || n === 0) throw new Cancelled();
+        for (const b of buf.subarray(0, n)) {
+          if (b === 0x0a || b === 0x0d) return dec.decode(new Uint8Array(chunks));
+          if (b === 0x03 || b === 0x04) throw new Cancelled();
+          if (b === 0x7f || b === 0x08) chunks.pop();
+          else if (b === 0x15) chunks.length = 0;
+          else chunks.push(b);
+        }
+        if (chunks.length > 4096) throw new Cancelled();
+      }
+    } finally {
+      this.raw(false);
+      this.write("\n");
     }
   }
 
@@ -112,6 +148,37 @@ class ShTerminal implements Terminal {
     }
   }
 
+  async readSecret(prompt: string): Promise<string> {
+    // Echo off on the terminal itself, then the prompt, and back to exactly the settings it
+    // had — also when Ctrl-C ends the read (the trap), so the person is never left typing
+    // blind.
+    const script = "exec 3</dev/tty || exit 1; s=$(stty -g <&3) || exit 1; " +
+      'trap \'stty "$s" <&3; printf "\\n" >/dev/tty; exit 130\' INT TERM HUP; ' +
+      'stty -echo <&3 || exit 1; printf "%s" "$1" >/dev/tty; IFS= read -r line <&3; rc=$?; ' +
+      'stty "$s" <&3; printf "\\n" >/dev/tty; [ "$rc" -eq 0 ] && printf "%s" "$line"';
+    const child = new Deno.Command("/bin/sh", {
+      args: ["-c", script, "sh", prompt],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    let interrupted = false;
+    const onInt = () => {
+      interrupted = true;
+      try {
+        child.kill("SIGINT");
+      } catch { /* already gone */ }
+    };
+    Deno.addSignalListener("SIGINT", onInt);
+    try {
+      const out = await child.output();
+      if (interrupted || !out.success) throw new Cancelled();
+      return dec.decode(out.stdout);
+    } finally {
+      Deno.removeSignalListener("SIGINT", onInt);
+    }
+  }
+
   close() {}
 }
 
@@ -134,11 +201,11 @@ export function openTerminal(): Terminal | null {
       return new TtyTerminal(input, output, () => {
         input.close();
         output.close();
-      });
+      }, (on) => input.setRaw(on));
     } catch { /* fall through */ }
   }
   if (Deno.stdin.isTerminal() && Deno.stderr.isTerminal()) {
-    return new TtyTerminal(Deno.stdin, Deno.stderr, () => {});
+    return new TtyTerminal(Deno.stdin, Deno.stderr, () => {}, (on) => Deno.stdin.setRaw(on));
   }
   return null;
 }

@@ -149,9 +149,9 @@ Deno.test("profiles, status and clear show sessions and time left, never secrets
     assert.equal(p.code, 0, p.stderr);
     assert.match(
       p.stdout,
-      /^a\s+role\s+yes\s+arn:aws:iam::123456789012:role\/a\s+\d\d:\d\d \((59|60)m\)$/m,
+      /^a\s+role\s+yes\s+arn:aws:iam::123456789012:role\/a\s+plaintext\s+\d\d:\d\d \((59|60)m\)$/m,
     );
-    assert.match(p.stdout, /^me\s+MFA user\s+yes\s+-\s+\d\d:\d\d \(1[12]h\d\dm\)$/m);
+    assert.match(p.stdout, /^me\s+MFA user\s+yes\s+-\s+plaintext\s+\d\d:\d\d \(1[12]h\d\dm\)$/m);
     assert.equal((await w.run(["profiles", "--names"])).stdout.split("\n")[0], "a");
     const s = await w.run(["status"]);
     assert.match(

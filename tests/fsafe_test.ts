@@ -1,7 +1,7 @@
 /** lib/fsafe.ts and lib/proc.ts: hostile files and hanging helpers, for real. */
 import assert from "node:assert/strict";
 import { readTextBounded, Unreadable, writeAtomic } from "../lib/fsafe.ts";
-import { runHelper } from "../lib/proc.ts";
+import { HelperFailed, runHelper, runHelperOutput } from "../lib/proc.ts";
 import { StshError } from "../lib/errors.ts";
 import { visible } from "../lib/text.ts";
 
@@ -111,6 +111,26 @@ Deno.test("proc: a hanging helper and what it started are killed at the deadline
   } finally {
     await Deno.remove(d, { recursive: true });
   }
+});
+
+Deno.test("proc: input goes to the helper's stdin; captured stderr comes back with a failure", async () => {
+  const big = "x".repeat(200_000); // more than a pipe holds: fed while the helper reads
+  assert.equal(
+    await runHelper("wc -c", { what: "helper", input: big, timeoutMs: 5000 }),
+    `${big.length}\n`,
+  );
+  const both = await runHelperOutput("cat; echo said >&2", {
+    what: "helper",
+    input: "in",
+    captureStderr: true,
+  });
+  assert.deepEqual(both, { stdout: "in", stderr: "said\n" });
+  await assert.rejects(
+    runHelper("echo 'no such thing' >&2; exit 3", { what: "helper", captureStderr: true }),
+    (e) =>
+      e instanceof HelperFailed && e.reason === "exit" && e.code === 3 &&
+      e.stderr === "no such thing\n",
+  );
 });
 
 Deno.test("text: control and bidi characters are shown, not obeyed", () => {
