@@ -95,22 +95,26 @@ export class HookState {
     return c;
   }
 
+  /**
+   * The change set that makes `vars` (the credentials' variables, or the endpoint's) active
+   * for `profile`, saving the user's own values the first time; `expires` is when the hook
+   * must look again.
+   */
   activate(
     profile: string,
     root: string,
     pinned: boolean,
-    creds: Parameters<typeof credentialChanges>[0],
+    vars: ChangeSet,
+    expires?: Date,
   ): ChangeSet {
     const prev: Record<string, string | null> = {};
     for (const k of SAVED) prev[k] = this.active ? this.prev[k] ?? null : this.env[k] ?? null;
     const c: ChangeSet = {};
     for (const k of AWS_VARS) c[k] = prev[k] ?? null; // anything the credentials leave out
-    Object.assign(c, credentialChanges(creds));
+    Object.assign(c, vars);
     c.STSH_PROFILE = profile;
     c.STSH_ROOT = root;
-    c.STSH_EXPIRES = creds.expiration
-      ? String(Math.floor(creds.expiration.getTime() / 1000))
-      : null;
+    c.STSH_EXPIRES = expires ? String(Math.floor(expires.getTime() / 1000)) : null;
     c.STSH_PINNED = pinned ? "1" : null;
     c[PREV_VAR] = JSON.stringify(prev);
     return c;
@@ -193,8 +197,8 @@ export async function decide(req: HookRequest): Promise<HookResult> {
   );
   if (req.unassume) return cleared(state.restore());
 
-  const activate = async (profile: string, root: string, pinned: boolean) => {
-    const userEnv = state.userEnv();
+  /** Credentials for `profile`: the remembered session when the config is unchanged. */
+  const credentials = async (profile: string, userEnv: Record<string, string>) => {
     const margin = refreshMargin(userEnv);
     const quick = await new Cache(userEnv).quick(
       profile,
@@ -204,8 +208,7 @@ export async function decide(req: HookRequest): Promise<HookResult> {
     if (quick) {
       log(`cache hit without parsing the config: ${profile}`);
       const { session: s, region } = quick;
-      const creds = { ...s, expiration: new Date(s.expiration), region };
-      return { changes: state.activate(profile, root, pinned, creds), creds };
+      return { ...s, expiration: new Date(s.expiration), region };
     }
     // Loaded only now: the AWS config parser and the engine are the slow part of start-up,
     // and the paths without a trusted tag or with a warm cache never need them.
@@ -215,14 +218,50 @@ export async function decide(req: HookRequest): Promise<HookResult> {
     ]);
     const config = await loadConfig(userEnv);
     if (!config.profiles.has(profile)) return null;
-    const creds = await resolve(profile, {
+    return await resolve(profile, {
       env: userEnv,
       interactive: req.prompt,
       config,
       now,
       log: req.log,
     });
-    return { changes: state.activate(profile, root, pinned, creds), creds };
+  };
+
+  /**
+   * What to export: the credentials themselves, or (`--serve`) the per-user endpoint that
+   * re-mints them, so programs started here outlive the role session. The credentials are
+   * resolved first either way: a code is asked here, at the prompt, never by the server.
+   */
+  const activate = async (profile: string, root: string, pinned: boolean) => {
+    const userEnv = state.userEnv();
+    const creds = await credentials(profile, userEnv);
+    if (!creds) return null;
+    const keys = () => ({
+      changes: state.activate(profile, root, pinned, credentialChanges(creds), creds.expiration),
+      creds,
+      served: false,
+    });
+    if (!req.serve) return keys();
+    const [{ loadConfig }, serve] = await Promise.all([
+      import("./config.ts"),
+      import("./serve.ts"),
+    ]);
+    const shadow = serve.defaultProfileShadows(await loadConfig(userEnv));
+    if (shadow) {
+      say(
+        `profile 'default' has credentials of its own (${shadow}), which AWS SDKs use before the endpoint; exporting keys instead.`,
+      );
+      return keys();
+    }
+    const client = Number(req.env.STSH_SHELL_PID) || undefined;
+    const server = await serve.ensureUserServer(userEnv, { client });
+    log(`endpoint ${server.url} (server pid ${server.pid})`);
+    const vars = serve.endpointChanges(server, profile, creds.region);
+    return {
+      changes: state.activate(profile, root, pinned, vars, creds.expiration),
+      creds,
+      served: true,
+    };
   };
 
   /** Resolve, mapping "needs a code" and "cancelled" to the protocol's statuses. */
@@ -242,7 +281,12 @@ export async function decide(req: HookRequest): Promise<HookResult> {
       // A renewal of what is already active is silent; anything new gets one line.
       const renewal = state.active && state.profile === profile && state.root === root &&
         state.pinned === pinned;
-      if (!renewal) tell(activeLine(profile, from, got.creds, now()));
+      if (!renewal) {
+        tell(
+          activeLine(profile, from, got.creds, now()) +
+            (got.served ? " Served by the local endpoint." : ""),
+        );
+      }
       return { changes: got.changes, status: EXIT.ok };
     } catch (e) {
       if (e instanceof MfaNeeded) {

@@ -334,3 +334,58 @@ Deno.test("hook: hostile tag files are refused in well under a second, and never
     await w.close();
   }
 });
+
+Deno.test("hook --serve: the endpoint instead of keys; the AWS CLI signs through it; leaving removes it", async () => {
+  const w = await world();
+  let serverPid: number | undefined;
+  try {
+    await w.primeCode();
+    const dir = await tagged(w, "a", "proj");
+    const base: Record<string, string> = {
+      ...w.env,
+      STSH_BIN: (await import("./support/fixture.ts")).STSH,
+      STSH_SHELL_PID: String(Deno.pid),
+      AWS_ACCESS_KEY_ID: "AKIAUSERSOWNKEY00000",
+    };
+    const on = await hook(w, base, dir, "--serve");
+    assert.equal(on.code, 0, on.stderr);
+    assert.match(on.stderr, /Served by the local endpoint\./);
+    const uri = on.changes.AWS_CONTAINER_CREDENTIALS_FULL_URI!;
+    assert.match(uri, /^http:\/\/127\.0\.0\.1:\d+\/creds\/a$/);
+    assert.ok((on.changes.AWS_CONTAINER_AUTHORIZATION_TOKEN ?? "").length >= 43);
+    // Static keys would outrank the endpoint in every SDK: none are exported, the user's own
+    // key id is saved, not left in place.
+    assert.equal(on.changes.AWS_ACCESS_KEY_ID, null);
+    assert.equal(on.changes.AWS_SECRET_ACCESS_KEY, null);
+    assert.equal(on.changes.AWS_SESSION_TOKEN, null);
+    serverPid = JSON.parse(await Deno.readTextFile(`${w.env.STSH_HOME}/serve.json`)).pid;
+    let env = apply(base, on.changes);
+    assertNoSecrets(on.stdout + on.stderr, w.alice.secretAccessKey);
+
+    // The real AWS CLI, given only what the hook exported, is the role.
+    const cli = await new Deno.Command("/usr/bin/aws", {
+      args: ["sts", "get-caller-identity", "--endpoint-url", w.emu.url, "--output", "text"],
+      env,
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(cli.code, 0, new TextDecoder().decode(cli.stderr));
+    assert.match(new TextDecoder().decode(cli.stdout), /assumed-role\/a\//);
+    assert.equal(w.emu.counts.GetSessionToken, 1);
+
+    // Leaving: the endpoint variables go, the user's own key comes back.
+    const off = await hook(w, env, w.sb.home);
+    env = apply(env, off.changes);
+    assert.equal(env.AWS_CONTAINER_CREDENTIALS_FULL_URI, undefined);
+    assert.equal(env.AWS_CONTAINER_AUTHORIZATION_TOKEN, undefined);
+    assert.equal(env.AWS_ACCESS_KEY_ID, "AKIAUSERSOWNKEY00000");
+  } finally {
+    if (serverPid) {
+      try {
+        Deno.kill(serverPid, "SIGTERM");
+      } catch { /* gone */ }
+    }
+    await w.close();
+  }
+});

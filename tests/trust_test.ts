@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { decide, HookState } from "../lib/hook.ts";
+import { credentialChanges } from "../lib/formats.ts";
 import { findTag, inspectTag, TrustStore } from "../lib/trust.ts";
 import { sandbox } from "./support/fixture.ts";
 
@@ -73,13 +74,20 @@ Deno.test("hook: an untrusted tag gives status 2, a notice, and no credentials",
 Deno.test("hook state: leaving restores exactly what the person had, unset included", () => {
   const before = { AWS_PROFILE: "mine", AWS_REGION: "us-west-2", HOME: "/h" };
   const s0 = new HookState(before);
-  const on = s0.activate("prod", "/p", false, {
-    accessKeyId: "ASIAEXAMPLEKEY123456",
-    secretAccessKey: "abc/+=",
-    sessionToken: "tok",
-    expiration: new Date(Date.now() + 3600_000),
-    region: "eu-west-1",
-  });
+  const expiration = new Date(Date.now() + 3600_000);
+  const on = s0.activate(
+    "prod",
+    "/p",
+    false,
+    credentialChanges({
+      accessKeyId: "ASIAEXAMPLEKEY123456",
+      secretAccessKey: "abc/+=",
+      sessionToken: "tok",
+      expiration,
+      region: "eu-west-1",
+    }),
+    expiration,
+  );
   assert.equal(on.AWS_PROFILE, null);
   assert.equal(on.AWS_REGION, "eu-west-1");
   assert.equal(on.STSH_PROFILE, "prod");
