@@ -516,6 +516,15 @@ export function buildProgram(): Command {
       notice(`denied ${tag.file}.`);
     });
 
+  program.command("doctor")
+    .description("check versions, AWS files, profiles, state, keyring and this shell's hook")
+    .action(async () => {
+      const { diagnose, report } = await import("./doctor.ts");
+      const r = report(await diagnose(Deno.env.toObject()));
+      out(r.text);
+      if (!r.healthy) Deno.exitCode = EXIT.error;
+    });
+
   program.command("complete", { hidden: true })
     .description("Tab completion for the shells: stsh complete -- WORD…")
     .argument("[words...]")
