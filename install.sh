@@ -2,7 +2,8 @@
 # Install stsh: `./install.sh [--prefix DIR]`. Running it again updates everything in place.
 # PREFIX is /usr/local as root, else ~/.local: stsh goes to PREFIX/bin (and Deno too, when it
 # was missing), everything else to PREFIX/share/stsh.
-#   1. Deno: `deno` from PATH, else Deno 2 from the npm package `deno`, else Deno's installer;
+#   1. Deno: `deno` from PATH, else Deno 2 from the npm package `deno` (STSH_DENO_VERSION=2.9.6
+#      for that version), else Deno's installer;
 #   2. stsh's code, and every module it can load in a module cache of its own (checked);
 #   3. one binary with `deno compile`; where that cannot download its runtime, a launcher
 #      that runs the same code with that Deno and that cache, needing no registry.
@@ -13,7 +14,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) [ $# -ge 2 ] || { echo "install.sh: --prefix needs a directory" >&2; exit 2; }; prefix=$2; shift 2 ;;
     --prefix=*) prefix=${1#--prefix=}; shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -43,9 +44,10 @@ if command -v deno >/dev/null 2>&1; then
   say "using $("$deno" --version | head -n 1) at $deno"
 fi
 if [ -z "$deno" ] && command -v npm >/dev/null 2>&1; then
-  say "installing Deno 2 from the npm package 'deno' into $share/deno"
+  version=${STSH_DENO_VERSION:-2}
+  say "installing Deno $version from the npm package 'deno' into $share/deno"
   rm -rf "$share/deno"
-  if npm install --no-audit --no-fund --prefix "$share/deno" deno@2 >"$share/npm.log" 2>&1; then
+  if npm install --no-audit --no-fund --prefix "$share/deno" "deno@$version" >"$share/npm.log" 2>&1; then
     for candidate in "$share/deno/node_modules/deno/deno" "$share"/deno/node_modules/@deno/*/deno; do
       if [ -x "$candidate" ] && "$candidate" --version >/dev/null 2>&1; then
         deno=$candidate
