@@ -136,6 +136,11 @@ else
 fi
 
 version=$("$bindir/stsh" --version) || die "$bindir/stsh --version failed."
+# Last, when nothing else writes to the cache: fold Deno's SQLite logs into their databases.
+rm -rf "$share/tidy.deno"
+DENO_DIR="$share/tidy.deno" "$deno" run --quiet --no-config --allow-read="$cache" \
+  --allow-write="$cache" "$share/app/bin/tidy_cache.ts" "$cache" >>"$share/modules.log" 2>&1 || true
+rm -rf "$share/tidy.deno"
 say "stsh $version is ready."
 if ! on_path "$bindir"; then
   say "$bindir is not on your PATH. Run this now, and add it to your shell's rc file"
