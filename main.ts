@@ -22,6 +22,8 @@ if (import.meta.main) {
     // deno-lint-ignore no-control-regex
     const why = first.replace(/[\x00-\x1f\x7f-\x9f]/g, "");
     console.error(`stsh: cannot start (${why}); reinstall with ./install.sh`);
+    // pwsh's `Invoke-Expression (& stsh init pwsh | Out-String)` refuses an empty string.
+    if (Deno.args[0] === "init" && Deno.args[1] === "pwsh") console.log("# stsh cannot start");
     Deno.exit(1);
   }
   Deno.exit(await run(hook ? Deno.args.slice(1) : Deno.args));

@@ -7,9 +7,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ROOT } from "./support/fixture.ts";
 import { parseExports } from "./support/fixture.ts";
+import { findExe } from "./support/shells.ts";
 import { world } from "./support/world.ts";
 
 const dec = new TextDecoder();
+const PWSH = findExe("pwsh", [join(Deno.env.get("HOME") ?? "/root", ".dotnet", "tools")]);
 
 interface Out {
   code: number;
@@ -206,6 +208,19 @@ Deno.test({
         rc = await bashrc(stsh, bare);
         assertCannotStart({ ...rc, code: 1, stdout: "" }, /module cache/);
         assert.match(rc.stdout, /rc: end reached, assume is \n/, show(rc));
+        if (PWSH) {
+          // pwsh's profile line: Invoke-Expression refuses an empty string, so stsh gives it a
+          // comment; the profile goes on with nothing but stsh's line on stderr.
+          const ps = await run([
+            PWSH,
+            "-NoLogo",
+            "-NoProfile",
+            "-Command",
+            `Invoke-Expression (& '${stsh}' init pwsh | Out-String); 'profile: end reached'`,
+          ], bare);
+          assertCannotStart({ ...ps, code: 1, stdout: "" }, /module cache/);
+          assert.equal(ps.stdout, "profile: end reached\n", show(ps));
+        }
         await Deno.rename(cache + ".away", cache);
 
         // Its npm packages gone, the rest still there: main.ts says it, in one line.
