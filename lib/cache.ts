@@ -132,9 +132,10 @@ export class Cache {
         noLinks: true,
       });
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
+      // No cache directory (or a file in its place): a miss; writing will say why.
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
       if (e instanceof Unreadable) {
-        if (e.why === "does not exist") return null;
+        if (e.why === "does not exist" || /Not a directory/i.test(e.why)) return null;
         if (/cannot be (examined|read)/.test(e.why)) {
           this.warnings.push(`cannot read the cache (${e.message}); going without it.`);
           return null;

@@ -79,12 +79,14 @@ export function credentialsFile(env = Deno.env.toObject()): string {
 
 /**
  * Create a directory that only its owner can enter (0700); tighten one that is wider. A link
- * in its place (a state directory kept elsewhere) is followed, and what it leads to is
- * checked: a directory of yours, in a parent others cannot rename it out of. Anything else
- * is refused with the reason — stsh never keeps credentials where another user could read or
- * swap them.
+ * on the way (a state directory kept elsewhere) is followed, and where it leads is checked
+ * before anything is created there: a directory of yours, every directory above it yours or
+ * root's and not open to all (unless sticky, as /tmp) — whoever may rename an entry above
+ * could swap this directory for their own. Anything else is refused with the reason: stsh
+ * never keeps credentials where another user could read or swap them.
  */
 export async function privateDir(path: string): Promise<void> {
+  if (!isWindows) await checkAbove(path);
   try {
     await Deno.mkdir(path, { recursive: true, mode: 0o700 });
   } catch (e) {
@@ -109,17 +111,43 @@ export async function privateDir(path: string): Promise<void> {
       `${path}${via} belongs to another user; refusing to keep credentials there.`,
     );
   }
-  const parent = await Deno.stat(dirname(real)).catch(() => null);
-  if (
-    parent?.mode != null && (parent.mode & 0o002) !== 0 && (parent.mode & 0o1000) === 0
-  ) {
-    throw new StshError(
-      `${path}${via} is in a directory anyone may rename it out of (${
-        dirname(real)
-      }); refusing to keep credentials there.`,
-    );
-  }
   if (st.mode !== null && (st.mode & 0o077) !== 0) await Deno.chmod(real, 0o700);
+}
+
+/** The nearest existing directory at or above `path`, resolved, and all above it: safe? */
+async function checkAbove(path: string): Promise<void> {
+  let at = path;
+  while (!(await Deno.lstat(at).then(() => true, () => false))) {
+    const up = dirname(at);
+    if (up === at) return;
+    at = up;
+  }
+  let real: string;
+  try {
+    real = await Deno.realPath(at);
+  } catch {
+    return; // a dangling link: mkdir says so
+  }
+  const via = real === at ? "" : ` (${at} is a link to ${real})`;
+  for (let d = real, last = ""; d !== last; last = d, d = dirname(d)) {
+    const st = await Deno.stat(d).catch(() => null);
+    if (!st?.isDirectory || st.mode === null || st.uid === null) continue;
+    const mine = st.uid === Deno.uid();
+    const itself = d === real && at === path;
+    if (itself && mine) continue; // its mode is tightened after
+    if (!mine && (itself || st.uid !== 0)) {
+      throw new StshError(
+        `${
+          itself ? path + via : `${path} is inside ${d}${via}, which`
+        } belongs to another user; refusing to keep credentials there.`,
+      );
+    }
+    if ((st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0) {
+      throw new StshError(
+        `${path} is inside ${d}${via}, which anyone may change; refusing to keep credentials there.`,
+      );
+    }
+  }
 }
 
 function ioReason(e: unknown): string {
