@@ -218,7 +218,9 @@ export class Cache {
       await Deno.remove(this.file(key));
       return true;
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return false;
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+        return false;
+      }
       throw e;
     }
   }

@@ -376,6 +376,12 @@ export function tryPlan(config: Config, name: string, env: Record<string, string
         p === target ? problem.short : `source profile '${p.name}': ${problem.short}`,
       );
     }
+    if (p.sdk === "web_identity" && p.roleArn) {
+      // role_arn + web_identity_token_file: the SDK assumes the role with the token (the AWS
+      // CLI's assume-role-with-web-identity), so it is the base, not a role to assume.
+      base = { kind: "sdk", profile: p, via: p.sdk };
+      break;
+    }
     if (!p.roleArn) {
       if (p.keys) base = { kind: "keys", profile: p, keys: p.keys };
       else if (p.sdk === "credential_process") {

@@ -7,6 +7,7 @@ import { Cache, cacheKey, type Holder, isFresh, type Session } from "./cache.ts"
 import { type Config, type Keys, loadConfig, type Plan, plan, type Profile } from "./config.ts";
 import { EXIT, MfaNeeded, MfaRefused, StshError } from "./errors.ts";
 import { checkCredentials } from "./formats.ts";
+import { describeIoError } from "./fsafe.ts";
 import { CodeSource } from "./mfa.ts";
 import { helperTimeoutMs, runHelper } from "./proc.ts";
 import {
@@ -232,8 +233,7 @@ class Resolver {
       try {
         await this.cache.write(key, s);
       } catch (e) {
-        if (!(e instanceof StshError)) throw e;
-        this.unsaved.add(e.message.replace(/\.$/, ""));
+        this.unsaved.add(reason(e));
       }
       return s;
     }, {
@@ -250,8 +250,7 @@ class Resolver {
     try {
       await this.codeSource().guard.remember(this.pl.mfaSerial!, code);
     } catch (e) {
-      if (!(e instanceof StshError)) throw e;
-      this.unsaved.add(`the replay guard: ${e.message.replace(/\.$/, "")}`);
+      this.unsaved.add(`the replay guard: ${reason(e)}`);
     }
   }
 
@@ -268,7 +267,13 @@ class Resolver {
       return { accessKeyId: id, secretAccessKey: secret, sessionToken: this.env.AWS_SESSION_TOKEN };
     }
     if (b.kind === "process") return await processCredentials(b.profile.name, b.command, this.env);
-    return await sdkCredentials(b.profile.name, b.via, this.config, helperTimeoutMs(this.env));
+    return await sdkCredentials(
+      b.profile.name,
+      b.via,
+      this.config,
+      helperTimeoutMs(this.env),
+      b.via === "web_identity" ? b.profile.raw.web_identity_token_file : undefined,
+    );
   }
 
   /** GetSessionToken on long-term keys: with MFA when a device is configured. */
@@ -459,6 +464,10 @@ function toSession(
   };
 }
 
+/** Why something could not be saved, in a few words. */
+const reason = (e: unknown) =>
+  (e instanceof StshError ? e.message : describeIoError(e)).replace(/\.$/, "");
+
 /**
  * credential_process (sts.md §6.3), run by stsh itself so it gets a deadline and its process
  * group is killed: stdout is JSON, Version 1, AccessKeyId, SecretAccessKey, SessionToken?,
@@ -529,8 +538,7 @@ export async function resolve(profile: string, opts: ResolveOptions): Promise<Cr
           region: pl.exportRegion ?? "",
         });
       } catch (e) {
-        if (!(e instanceof StshError)) throw e;
-        r.log(`index not saved: ${e.message}`);
+        r.log(`index not saved: ${reason(e)}`);
       }
     }
     return creds;

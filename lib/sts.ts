@@ -5,6 +5,7 @@
  */
 import type { Keys } from "./config.ts";
 import { MfaRefused, StshError } from "./errors.ts";
+import { readTextBounded, Unreadable } from "./fsafe.ts";
 
 export interface Issued {
   accessKeyId: string;
@@ -240,7 +241,23 @@ export async function sdkCredentials(
   via: string,
   files: { configPath: string; credentialsPath: string },
   timeoutMs = 60_000,
+  tokenFile?: string,
 ): Promise<Keys & { expiration?: Date }> {
+  if (tokenFile) {
+    // The SDK reads this file synchronously: a FIFO would block stsh for good (no deadline
+    // can fire), /dev/zero would fill the memory. It gets the bytes read here instead.
+    let token: string;
+    try {
+      token = await readTextBounded(tokenFile, { maxBytes: 256 * 1024, nonEmpty: true });
+    } catch (e) {
+      if (!(e instanceof Unreadable)) throw e;
+      throw new StshError(
+        `The web_identity_token_file of profile '${profile}': ${e.message}.`,
+      );
+    }
+    const { externalDataInterceptor } = await import("@smithy/shared-ini-file-loader");
+    externalDataInterceptor.interceptToken(tokenFile, token);
+  }
   const providers = await import("@aws-sdk/credential-providers");
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {

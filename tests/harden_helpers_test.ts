@@ -139,3 +139,24 @@ scenario("what credential_process prints is checked before it is used", async (w
   assert.equal(j.SessionToken, good.SessionToken);
   assert.equal(j.Expiration, good.Expiration.replace(/\.\d{3}Z$/, "Z"));
 });
+
+scenario(
+  "a web identity token file that is a FIFO is refused, never read by the SDK",
+  async (w) => {
+    const fifo = w.sb.path("token");
+    await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    await Deno.writeTextFile(
+      w.env.AWS_CONFIG_FILE,
+      `\n[profile wi]\nrole_arn = ${w.roles.open.arn}\nweb_identity_token_file = ${fifo}\n`,
+      { append: true },
+    );
+    const r = await w.run(["env", "wi"], { env: { STSH_HELPER_TIMEOUT: "60" } });
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^stsh: The web_identity_token_file of profile 'wi': .*token is not a regular file\.\n$/,
+    );
+    const list = await w.run(["profiles"]);
+    assert.match(list.stdout, /^wi +role \(web_identity\)/m);
+  },
+);
