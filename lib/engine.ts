@@ -464,9 +464,13 @@ function toSession(
   };
 }
 
-/** Why something could not be saved, in a few words. */
+/**
+ * Why something could not be saved, in a few words: the directory, not each file in it (two
+ * sessions that failed for one reason are said once).
+ */
 const reason = (e: unknown) =>
-  (e instanceof StshError ? e.message : describeIoError(e)).replace(/\.$/, "");
+  (e instanceof StshError ? e.message : describeIoError(e))
+    .replace(/[\\/][0-9a-f]{32,40}\.json\b/g, "").replace(/\.$/, "");
 
 /**
  * credential_process (sts.md §6.3), run by stsh itself so it gets a deadline and its process

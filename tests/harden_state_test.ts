@@ -192,3 +192,52 @@ scenario("stsh tag never writes through a link: the target stays as it was", asy
   assert.equal((await Deno.stat(join(plain, ".aws-profile"))).mode! & 0o777, 0o644);
   assert.deepEqual([...Deno.readDirSync(plain)].map((e) => e.name), [".aws-profile"]);
 });
+
+// A full disk needs a small file system: a tmpfs in a private mount namespace (root with
+// CAP_SYS_ADMIN, as in this project's CI container); elsewhere the test is skipped.
+const canMount = await new Deno.Command("unshare", {
+  args: ["-m", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+  stdout: "null",
+  stderr: "null",
+}).output().then((o) => o.success, () => false);
+
+Deno.test({
+  name: "a full disk: the credentials a code paid for are still printed, with one warning",
+  ignore: !canMount,
+  async fn() {
+    const w = await world();
+    try {
+      const full = w.sb.path("full");
+      await Deno.mkdir(full, { mode: 0o700 });
+      await w.primeCode();
+      const { STSH } = await import("./support/fixture.ts");
+      const out = await new Deno.Command("setsid", {
+        args: [
+          "-w",
+          "unshare",
+          "-m",
+          "sh",
+          "-c",
+          'mount -t tmpfs -o size=64k,mode=0700 tmpfs "$STSH_HOME" || exit 99; ' +
+          'head -c 1M /dev/zero > "$STSH_HOME/filler" 2>/dev/null; exec "$STSH" env a',
+        ],
+        env: { ...w.env, STSH_HOME: full, STSH },
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 0, stderr);
+      assert.match(parseExports(new TextDecoder().decode(out.stdout)).AWS_SESSION_TOKEN!, /./);
+      const lines = warnings(stderr);
+      assert.equal(lines.length, 1, stderr);
+      assert.match(
+        lines[0],
+        /^stsh: warning: the new credentials are used but not saved \(the replay guard: Cannot write \S+\/full\/mfa: the disk is full; Cannot write \S+\/full\/cache: the disk is full\); the next run may ask for an MFA code again\.$/,
+      );
+    } finally {
+      await w.close();
+    }
+  },
+});
