@@ -347,7 +347,7 @@ export async function main(argv: string[]): Promise<number> {
           `stsh: ${oneLine(e.message)}${e.hint ? `\n  ${oneLine(e.hint)}` : ""}\n`,
         ),
       );
-      if (debug) console.error(e.stack, e.cause ?? "");
+      if (debug) console.error(visible(`${e.stack}\n${e.cause ? Deno.inspect(e.cause) : ""}`));
       return e.exitCode;
     }
     Deno.stderr.writeSync(
@@ -357,7 +357,7 @@ export async function main(argv: string[]): Promise<number> {
         }\n`,
       ),
     );
-    if (debug) console.error((e as Error).stack);
+    if (debug) console.error(visible(String((e as Error)?.stack ?? e)));
     return EXIT.error;
   }
 }

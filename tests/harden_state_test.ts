@@ -241,3 +241,15 @@ Deno.test({
     }
   },
 });
+
+scenario("--debug stack traces show escapes too", async (w) => {
+  await Deno.writeTextFile(
+    w.env.AWS_CONFIG_FILE,
+    `\n[profile odd]\nrole_arn = arn:aws:iam::123456789012:role/x\x1b]0;t\x07\nsource_profile = me\n`,
+    { append: true },
+  );
+  const r = await w.run(["--debug", "env", "odd"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /ConfigError/);
+  assert.ok(!r.stderr.includes("\x1b"), JSON.stringify(r.stderr));
+});
