@@ -27,6 +27,7 @@
  * programs themselves and those two /dev/shm objects while the demo runs.
  */
 import { StsEmulator } from "../emulator/sts.ts";
+import { listAwsVariables } from "./stsh_demo.ts";
 import { delimiter, dirname, join } from "node:path";
 
 const REPO = dirname(dirname(new URL(import.meta.url).pathname));
@@ -224,7 +225,7 @@ Invoke-Expression (& stsh init pwsh | Out-String)
 `;
 }
 
-function banner(o: {
+export function banner(o: {
   shell: Shell;
   sandbox: string;
   url: string;
@@ -238,27 +239,29 @@ function banner(o: {
     "",
     `${b("stsh demo")} — MFA-protected AWS credentials that follow you around the shell.`,
     "",
-    `This ${o.shell} is a sandbox: HOME is ${o.sandbox}/home, AWS is a local STS emulator`,
-    `(${o.url}), and your own files are not touched. \`exit\` deletes it all.`,
-    "~/.aws/config has an MFA user (demo-user) and two roles that demand MFA (dev, prod);",
-    "~/projects/dev-app is tagged 'dev' and ~/projects/prod-infra 'prod' (`stsh tag`).",
+    `This ${o.shell} is a sandbox: your own files are not touched; \`exit\` deletes it all.`,
+    `HOME   ${o.sandbox}/home`,
+    `STS    a local emulator at ${o.url}`,
+    "~/.aws/config: an MFA user (demo-user), two roles that demand MFA (dev, prod).",
+    "Tagged (`stsh tag`): ~/projects/dev-app 'dev', ~/projects/prod-infra 'prod'.",
     "",
     b("Try, in this order:"),
     `  ${y("stsh-demo code")}          the code your authenticator app would show now`,
-    `  ${y("cd ~/projects/dev-app")}   stsh asks for that code: type it`,
+    `  ${y("cd ~/projects/dev-app")}   stsh asks for it (the demo shows it below): type it`,
     `  ${y("stsh-demo whoami")}        the AWS CLI now runs as the dev role`,
     `  ${y("cd ../prod-infra")}        prod, and no question: the MFA session is reused`,
     `  ${y("stsh-demo skip 55m")}      an hour passes: the next prompt renews prod silently`,
-    `  ${y("stsh-demo skip 12h")}      the MFA session ends: stsh asks again (it shows the code)`,
+    `  ${y("stsh-demo skip 12h")}      the MFA session ends: stsh asks again`,
     `  ${y("assume prod")}             pin a profile anywhere; \`assume\`, \`assume --clear\``,
     `  ${y("exit")}                    stop the emulator and delete the sandbox`,
     "",
-    "`stsh status`, `stsh profiles`, `printenv | grep AWS_` and `stsh-demo help` show more.",
+    "More to try: `stsh status`, `stsh profiles`, `stsh-demo help`, and",
+    `\`${listAwsVariables(o.shell)}\` for what stsh set.`,
   ];
   if (!o.faketime) {
     lines.push(
       "",
-      "Note: libfaketime is not installed (apt install libfaketime), so `stsh-demo skip`",
+      "Note: libfaketime is not installed (apt install libfaketime): `stsh-demo skip`",
       "cannot move time here.",
     );
   }
@@ -462,22 +465,42 @@ export async function demo(opts: DemoOptions): Promise<number> {
     if (clockFile) await write(clockFile, "+0\n");
     await write(
       stateFile,
-      JSON.stringify({ url: emu.url, serial: user.mfaSerial, clockFile, aws }),
+      JSON.stringify({ url: emu.url, serial: user.mfaSerial, clockFile, aws, shell: opts.shell }),
     );
     const deno = Deno.execPath();
+    const demoCmd = join(bin, "stsh-demo");
     await write(
       join(bin, "stsh"),
       `#!/bin/sh
 # stsh from ${REPO}, for the demo sandbox; STSH_BIN makes \`stsh init\` call this file.
-STSH_BIN=${sq(join(bin, "stsh"))} exec ${sq(join(REPO, "bin", "stsh"))} "$@"
+# The hooks' check on each cd never asks: straight to stsh. Anything that may ask for an MFA
+# code runs with \`stsh-demo watch\` beside it, which shows the code the authenticator app
+# shows while the question is open (\`stsh-demo code\` cannot run then).
+export STSH_BIN=${sq(join(bin, "stsh"))}
+ask=
+[ "\${1-}" = hook ] || ask=1
+for a in "$@"; do [ "$a" = --prompt ] && ask=1; done
+[ -n "$ask" ] || exec ${sq(join(REPO, "bin", "stsh"))} "$@"
+${sq(demoCmd)} watch $$ >/dev/null &
+watcher=$!
+trap 'kill "$watcher" 2>/dev/null' INT TERM HUP
+${sq(join(REPO, "bin", "stsh"))} "$@"
+status=$?
+kill "$watcher" 2>/dev/null
+exit "$status"
 `,
       0o755,
     );
     await write(
-      join(bin, "stsh-demo"),
+      demoCmd,
       `#!/bin/sh
-# stsh-demo: code, whoami, skip (demo/stsh_demo.ts), for this sandbox only. (--allow-run in
-# full: Deno refuses a narrowed one while LD_PRELOAD is in the environment.)
+# stsh-demo: code, whoami, skip, watch (demo/stsh_demo.ts), for this sandbox only. (--allow-run
+# in full: Deno refuses a narrowed one while LD_PRELOAD is in the environment. \`watch\` looks
+# in /proc for the process reading the terminal: Deno opens /proc only with --allow-all.)
+if [ "\${1-}" = watch ]; then
+  exec ${sq(deno)} run --quiet --no-prompt --allow-all ${sq(join(REPO, "demo", "stsh_demo.ts"))} \\
+    ${sq(stateFile)} "$@"
+fi
 exec ${sq(deno)} run --quiet --no-prompt --allow-env \\
   --allow-net=${new URL(emu.url).host} --allow-read=${sq(sandbox)} --allow-write=${sq(sandbox)} \\
   --allow-run ${sq(join(REPO, "demo", "stsh_demo.ts"))} ${sq(stateFile)} "$@"

@@ -5,6 +5,9 @@
  *   stsh-demo code        the code the demo MFA device (an authenticator app) shows now
  *   stsh-demo whoami      `aws sts get-caller-identity` with the credentials of this shell
  *   stsh-demo skip 55m    move the sandbox clock (and the STS emulator's) forward
+ *   stsh-demo watch PID   (the sandbox's stsh wrapper runs this beside stsh) while a process
+ *                         under PID waits for a line from the terminal — stsh's MFA question —
+ *                         show the code the app shows, again each time it changes
  *
  * It runs inside the sandboxed shell, so under libfaketime like everything there: its own
  * clock is the sandbox clock. Its settings come from the JSON file named by its first
@@ -21,6 +24,18 @@ export interface DemoState {
   clockFile: string;
   /** The AWS CLI to run for `whoami`, or "" when there is none. */
   aws: string;
+  /** The sandbox's shell (bash, zsh, pwsh): texts name commands in its language. */
+  shell?: string;
+}
+
+/** The command that lists the AWS_* variables, as a person types it in `shell`. */
+export function listAwsVariables(shell: string | undefined): string {
+  return shell === "pwsh" ? "Get-ChildItem Env:AWS_*" : "printenv | grep ^AWS_";
+}
+
+/** 1 -> "1 more second", 17 -> "17 more seconds". */
+export function moreSeconds(n: number): string {
+  return n === 1 ? "1 more second" : `${n} more seconds`;
 }
 
 const UNITS: Record<string, number> = { d: 86400, h: 3600, m: 60, s: 1 };
@@ -60,6 +75,7 @@ const HELP = `stsh-demo — helpers for the stsh demo sandbox
   stsh-demo whoami      who the AWS CLI is with this shell's credentials
   stsh-demo skip 55m    let time pass (also 12h, 90s, 1h30m): the sandbox clock and the
                         STS emulator move together; the next prompt sees the new time
+  While stsh asks for a code, the demo shows the code beside the question.
   exit                  leave the demo: the emulator stops and the sandbox is deleted
 `;
 
@@ -93,7 +109,7 @@ async function currentCode(state: DemoState): Promise<{ code: string; left: numb
 
 async function code(state: DemoState) {
   const { code, left } = await currentCode(state);
-  say(`Your authenticator app shows: ${code}   (for ${left} more seconds; then a new one)`);
+  say(`Your authenticator app shows: ${code}   (for ${moreSeconds(left)}; then a new one)`);
 }
 
 async function whoami(state: DemoState) {
@@ -106,7 +122,7 @@ async function whoami(state: DemoState) {
   if (!state.aws) {
     fail(
       "the AWS CLI is not installed (no /usr/bin/aws, no `aws` on PATH), so there is nobody " +
-        "to ask. `printenv | grep AWS_` shows what stsh set.",
+        `to ask. \`${listAwsVariables(state.shell)}\` shows what stsh set.`,
     );
   }
   const profile = Deno.env.get("STSH_PROFILE");
@@ -162,9 +178,108 @@ async function skip(state: DemoState, arg: string | undefined) {
       `(${formatDuration(total)} ahead of the real clock).`,
   );
   const { code, left } = await currentCode(state);
-  say(`Your authenticator app now shows: ${code}   (for ${left} more seconds)`);
+  say(`Your authenticator app now shows: ${code}   (for ${moreSeconds(left)})`);
   say("The next prompt looks at the new time: expiring credentials are renewed,");
   say("silently while the MFA session lives, with a question once it has ended.");
+}
+
+// ---- watch: the code beside the question ----
+
+/** Parent pid and state of every process, from /proc/PID/stat. */
+function processes(): Map<number, { ppid: number; state: string }> {
+  const all = new Map<number, { ppid: number; state: string }>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      all.set(Number(e.name), { ppid: Number(ppid), state });
+    } catch {
+      // gone
+    }
+  }
+  return all;
+}
+
+/**
+ * Is a process under `root` (not this one) waiting for a line from the terminal? That is
+ * stsh's MFA question, whichever way it reads it: its standard input is the terminal
+ * (/dev/tty or the pty itself) and it sleeps in the terminal's read.
+ */
+export function waitsForTerminal(root: number): boolean {
+  const all = processes();
+  const under = (pid: number) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+      if (p === root) return true;
+      p = all.get(p)?.ppid ?? 0;
+    }
+    return false;
+  };
+  for (const [pid, { state }] of all) {
+    if (pid === Deno.pid || pid === root || state !== "S" || !under(pid)) continue;
+    try {
+      const input = Deno.readLinkSync(`/proc/${pid}/fd/0`);
+      if (input !== "/dev/tty" && !input.startsWith("/dev/pts/")) continue;
+      const wchan = Deno.readTextFileSync(`/proc/${pid}/wchan`).trim();
+      if (wchan === "wait_woken" || wchan === "n_tty_read") return true;
+    } catch {
+      // gone, or not ours to look at
+    }
+  }
+  return false;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Writes to the terminal itself, where the question is: pwsh collects a command's stderr and
+ * passes on whole lines only, and this one ends where the person types.
+ */
+function toTerminal(text: string) {
+  const bytes = new TextEncoder().encode(text);
+  try {
+    const tty = Deno.openSync("/dev/tty", { write: true });
+    try {
+      tty.writeSync(bytes);
+    } finally {
+      tty.close();
+    }
+  } catch {
+    Deno.stderr.writeSync(bytes);
+  }
+}
+
+/**
+ * While `root` (the sandbox's stsh wrapper) lives: whenever a process under it waits for a
+ * line from the terminal, print the code the app shows on a line of its own below the
+ * question, ending where the person types; again when the code changes while they wait.
+ */
+async function watch(state: DemoState, rootArg: string | undefined) {
+  const root = Number(rootArg);
+  if (!Number.isInteger(root) || root <= 1) fail("usage: stsh-demo watch PID");
+  let shown = "";
+  while (alive(root)) {
+    if (!waitsForTerminal(root)) {
+      shown = ""; // the next question gets its own line
+    } else {
+      const { code, left } = await currentCode(state);
+      if (code !== shown && waitsForTerminal(root)) {
+        const what = shown ? "now it shows" : "your authenticator app shows";
+        toTerminal(`\nstsh-demo: ${what} ${code} (for ${moreSeconds(left)}): `);
+        shown = code;
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 async function main(args: string[]) {
@@ -183,6 +298,8 @@ async function main(args: string[]) {
       return await whoami(state);
     case "skip":
       return await skip(state, rest[0]);
+    case "watch":
+      return await watch(state, rest[0]);
     case undefined:
     case "help":
     case "-h":

@@ -1,10 +1,13 @@
 /**
  * On-disk sessions: one JSON file per session under a 0700 directory, 0600 files, written to
- * a temp file and renamed, each guarded by a lock file so that concurrent resolves of the
- * same session make one STS call. Long-term keys never reach this module. Given a
+ * a temp file and renamed (fsafe.writeAtomic: never through a link), read with a byte limit,
+ * each guarded by a lock file so that concurrent resolves of the same session make one STS
+ * call. Long-term keys never reach this module. A cache that cannot be read is a miss and one
+ * that cannot be written is the caller's warning: neither ever costs the credentials. Given a
  * SessionVault, an MFA session's secret goes to the secret store and its file keeps only
  * what is not secret (a stub naming the store), read back only when the session is used.
  */
+import { readTextBounded, Unreadable, writeAtomic } from "./fsafe.ts";
 import { cacheDir, isWindows, join, privateDir, sha256Hex } from "./paths.ts";
 import type { SessionVault } from "./secrets.ts";
 
@@ -27,6 +30,11 @@ export interface Session {
   stored?: string;
 }
 
+/** A session file is a few KB; anything much larger is not one of ours. */
+const MAX_SESSION_BYTES = 256 * 1024;
+/** The index holds a key and a region per profile. */
+const MAX_INDEX_BYTES = 4 * 1024 * 1024;
+
 /**
  * Is a session good for `marginSeconds` more? The margin is capped at half the session's
  * lifetime, so credentials that AWS issues shorter than the margin are not "expired" the
@@ -44,12 +52,38 @@ export function isFresh(s: Session, nowMs: number, marginSeconds: number): boole
 export interface IndexEntry {
   stamp: string;
   key: string;
+  /** The region to export ("" when the profile has none: the user's own is left alone). */
   region: string;
 }
 
 export interface Entry extends Session {
   key: string;
   file: string;
+}
+
+/** Who holds a lock, as its holder wrote it into the lock file (never a secret). */
+export interface Holder {
+  pid: number;
+  /** When it took the lock (ISO 8601). */
+  since: string;
+  /** When that process started (ISO 8601). */
+  started?: string;
+  /** What the lock guards: "MFA session of 'me'", "role 'prod'". */
+  label: string;
+  /** "question" while a person is asked for an MFA code; "working" otherwise. */
+  doing: "question" | "working";
+}
+
+export interface LockOptions {
+  /** What the lock guards, for whoever waits on it. */
+  label: string;
+  /**
+   * Called each time the lock is found taken: with what its holder says (null when it says
+   * nothing readable) and how long this caller has waited so far. Throw to stop waiting.
+   */
+  poll: (holder: Holder | null, waitedMs: number) => void;
+  /** Called when no lock can be taken at all (the directory cannot be written). */
+  onNoLock?: (why: string) => void;
 }
 
 /** A stable file key from everything that determines a session. */
@@ -60,10 +94,15 @@ export async function cacheKey(parts: Record<string, string | number | boolean |
   return (await sha256Hex(JSON.stringify(sorted))).slice(0, 40);
 }
 
+const enc = new TextEncoder();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 export class Cache {
   readonly dir: string;
   /** Warnings worth showing (a discarded file and why); never secrets. */
   readonly warnings: string[] = [];
+  /** Lock files this process holds now, with what their holders say. */
+  private readonly held = new Map<Deno.FsFile, Holder>();
 
   constructor(env?: Record<string, string>, private readonly vault?: SessionVault) {
     this.dir = cacheDir(env);
@@ -74,9 +113,10 @@ export class Cache {
   }
 
   /**
-   * The session for `key`, or null for a miss. A file that does not parse is a miss; so is a
-   * session in a secret store when this Cache has no vault (the warm path never asks one) or
-   * the store no longer has it.
+   * The session for `key`, or null for a miss. A file that does not parse, is not a regular
+   * file of ours, or is readable by others is a miss (and discarded); a directory that cannot
+   * be read is a miss too, with a warning — never an error. So is a session in a secret store
+   * when this Cache has no vault (the warm path never asks one) or the store no longer has it.
    */
   async read(key: string): Promise<Session | null> {
     const s = await this.load(key);
@@ -102,11 +142,7 @@ export class Cache {
     try {
       if (!isWindows) {
         const st = await Deno.lstat(path);
-        if (!st.isFile || (st.uid !== null && st.uid !== Deno.uid())) {
-          await this.discard(path, "is not a regular file owned by you");
-          return null;
-        }
-        if (st.mode !== null && (st.mode & 0o077) !== 0) {
+        if (st.isFile && st.mode !== null && (st.mode & 0o077) !== 0) {
           await this.discard(
             path,
             `could be read by other users (mode ${(st.mode & 0o777).toString(8)})`,
@@ -114,10 +150,25 @@ export class Cache {
           return null;
         }
       }
-      text = await Deno.readTextFile(path);
+      text = await readTextBounded(path, {
+        maxBytes: MAX_SESSION_BYTES,
+        ownedByMe: true,
+        noLinks: true,
+      });
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
+      // No cache directory (or a file in its place): a miss; writing will say why.
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
+      if (e instanceof Unreadable) {
+        if (e.why === "does not exist" || /Not a directory/i.test(e.why)) return null;
+        if (/cannot be (examined|read)/.test(e.why)) {
+          this.warnings.push(`cannot read the cache (${e.message}); going without it.`);
+          return null;
+        }
+        await this.discard(path, e.why);
+        return null;
+      }
+      this.warnings.push(`cannot read the cache (${(e as Error).message}); going without it.`);
+      return null;
     }
     try {
       const s = JSON.parse(text) as Session;
@@ -135,6 +186,7 @@ export class Cache {
     await Deno.remove(path).catch(() => {});
   }
 
+  /** Save a session; throws StshError with the reason (full disk, not a directory …). */
   async write(key: string, session: Session): Promise<void> {
     if (session.kind === "mfa-session" && this.vault) {
       const before = (await this.load(key))?.stored;
@@ -148,18 +200,7 @@ export class Cache {
       if (before && before !== stored) await this.vault.forget(before, key);
     }
     await privateDir(this.dir);
-    const path = this.file(key);
-    const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-    try {
-      await Deno.writeTextFile(tmp, JSON.stringify(session, null, 2) + "\n", {
-        mode: 0o600,
-        createNew: true,
-      });
-      await Deno.rename(tmp, path);
-    } catch (e) {
-      await Deno.remove(tmp).catch(() => {});
-      throw e;
-    }
+    await writeAtomic(this.file(key), JSON.stringify(session, null, 2) + "\n", { mode: 0o600 });
   }
 
   private get indexFile() {
@@ -168,8 +209,13 @@ export class Cache {
 
   private async readIndex(): Promise<Record<string, IndexEntry>> {
     try {
-      const o = JSON.parse(await Deno.readTextFile(this.indexFile));
-      return o && typeof o === "object" ? o : {};
+      const text = await readTextBounded(this.indexFile, {
+        maxBytes: MAX_INDEX_BYTES,
+        ownedByMe: true,
+        noLinks: true,
+      });
+      const o = JSON.parse(text);
+      return o && typeof o === "object" && !Array.isArray(o) ? o : {};
     } catch {
       return {};
     }
@@ -184,9 +230,7 @@ export class Cache {
     const index = await this.readIndex();
     index[profile] = entry;
     await privateDir(this.dir);
-    const tmp = `${this.indexFile}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-    await Deno.writeTextFile(tmp, JSON.stringify(index) + "\n", { mode: 0o600 });
-    await Deno.rename(tmp, this.indexFile);
+    await writeAtomic(this.indexFile, JSON.stringify(index) + "\n", { mode: 0o600 });
   }
 
   /** The profile's last session, if the config is unchanged and it is still fresh. */
@@ -195,12 +239,14 @@ export class Cache {
     stamp: string,
     fresh: (s: Session) => boolean,
   ): Promise<{ session: Session; region: string } | null> {
-    const e = (await this.readIndex())[profile];
+    const index = await this.readIndex();
+    const e = Object.hasOwn(index, profile) ? index[profile] : undefined;
     if (!e || e.stamp !== stamp || typeof e.key !== "string" || !/^[0-9a-f]{40}$/.test(e.key)) {
       return null;
     }
     const session = await this.read(e.key);
-    return session && fresh(session) ? { session, region: e.region } : null;
+    const region = typeof e.region === "string" ? e.region : "";
+    return session && fresh(session) ? { session, region } : null;
   }
 
   async remove(key: string): Promise<boolean> {
@@ -210,7 +256,9 @@ export class Cache {
       await Deno.remove(this.file(key));
       return true;
     } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return false;
+      if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+        return false;
+      }
       throw e;
     }
   }
@@ -220,38 +268,95 @@ export class Cache {
     const out: Entry[] = [];
     try {
       for await (const e of Deno.readDir(this.dir)) {
-        if (!e.isFile || !/^[0-9a-f]{40}\.json$/.test(e.name)) continue;
+        if (!/^[0-9a-f]{40}\.json$/.test(e.name)) continue;
         const key = e.name.slice(0, -5);
         const s = await this.load(key);
         if (s) out.push({ ...s, key, file: this.file(key) });
       }
     } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory)) {
+        throw e;
+      }
     }
     return out.sort((a, b) => a.expiration.localeCompare(b.expiration));
   }
 
   /**
-   * Hold an exclusive lock for `key` while `fn` runs; `onWait` is called once when another
-   * process holds it. Locks are advisory locks on `<key>.lock`, released when the process
-   * dies, so a killed stsh never wedges the next one.
+   * Hold an exclusive lock for `key` while `fn` runs. Locks are advisory locks on
+   * `<key>.lock`, released when the process dies, so a killed stsh never wedges the next one.
+   * The holder writes who it is and what it does into the lock file; a caller that finds the
+   * lock taken polls it (never a blocking wait) and asks `opts.poll` each time whether to go
+   * on waiting. When no lock file can be made at all, `fn` runs without one.
    */
-  async withLock<T>(key: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
-    await privateDir(this.dir);
-    const lockFile = await Deno.open(join(this.dir, `${key}.lock`), {
-      read: true,
-      write: true,
-      create: true,
-      mode: 0o600,
-    });
+  async withLock<T>(key: string, fn: () => Promise<T>, opts: LockOptions): Promise<T> {
+    const path = join(this.dir, `${key}.lock`);
+    let lockFile: Deno.FsFile;
     try {
-      if (!(await lockFile.tryLock(true))) {
-        onWait?.();
-        await lockFile.lock(true);
-      }
+      await privateDir(this.dir);
+      const st = await Deno.lstat(path).catch(() => null);
+      if (st && !st.isFile) throw new Error(`${path} is not a regular file`);
+      lockFile = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+    } catch (e) {
+      opts.onNoLock?.((e as Error).message);
       return await fn();
+    }
+    try {
+      const t0 = Date.now();
+      while (!(await lockFile.tryLock(true))) {
+        const waited = Date.now() - t0;
+        opts.poll(await this.holderOf(path), waited);
+        await sleep(waited < 1000 ? 100 : 250);
+      }
+      const holder: Holder = {
+        pid: Deno.pid,
+        since: new Date().toISOString(),
+        started: new Date(performance.timeOrigin).toISOString(),
+        label: opts.label,
+        doing: "working",
+      };
+      this.held.set(lockFile, holder);
+      await this.describe(lockFile, holder);
+      try {
+        return await fn();
+      } finally {
+        this.held.delete(lockFile);
+        await lockFile.truncate(0).catch(() => {});
+      }
     } finally {
       lockFile.close(); // closing releases the lock
+    }
+  }
+
+  /** Say in every lock this process holds what it is doing now (a person is being asked). */
+  async nowDoing(doing: Holder["doing"]): Promise<void> {
+    for (const [f, h] of this.held) {
+      h.doing = doing;
+      await this.describe(f, h);
+    }
+  }
+
+  private async describe(f: Deno.FsFile, h: Holder) {
+    try {
+      await f.truncate(0);
+      await f.seek(0, Deno.SeekMode.Start);
+      const bytes = enc.encode(JSON.stringify(h) + "\n");
+      for (let done = 0; done < bytes.length;) done += await f.write(bytes.subarray(done));
+    } catch { /* a full disk: waiters just learn less */ }
+  }
+
+  private async holderOf(path: string): Promise<Holder | null> {
+    try {
+      const h = JSON.parse(await readTextBounded(path, { maxBytes: 4096, noLinks: true }));
+      if (typeof h?.pid !== "number" || typeof h.label !== "string") return null;
+      return {
+        pid: h.pid,
+        since: String(h.since ?? ""),
+        started: typeof h.started === "string" ? h.started : undefined,
+        label: h.label,
+        doing: h.doing === "question" ? "question" : "working",
+      };
+    } catch {
+      return null;
     }
   }
 }

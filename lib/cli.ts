@@ -26,7 +26,8 @@ import { keysAdd, keysExport, keysImport, keysList, keysRm, keysWhere } from "./
 import { SessionVault } from "./secrets.ts";
 import { notice } from "./tty.ts";
 import { join, resolvePath } from "./paths.ts";
-import { clock, timeLeft, visible, wrap } from "./text.ts";
+import { writeAtomic } from "./fsafe.ts";
+import { clock, oneLine, timeLeft, visible, wrap } from "./text.ts";
 
 const out = (text: string) => {
   const bytes = new TextEncoder().encode(text);
@@ -47,6 +48,7 @@ function checkName(p: string) {
 interface ResolveFlags {
   tokenCode?: string;
   session?: boolean;
+  force?: boolean;
 }
 
 async function credentialsFor(
@@ -59,6 +61,7 @@ async function credentialsFor(
     tokenCode: flags.tokenCode,
     interactive: true,
     noSession: flags.session === false,
+    force: flags.force,
     log: debug ? (m) => notice(`debug: ${m}`) : undefined,
   });
 }
@@ -171,8 +174,9 @@ export function buildProgram(): Command {
     .configureHelp({ helpWidth: width, minWidthToWrap: 20 })
     .configureOutput({
       writeErr: (s) => Deno.stderr.writeSync(enc.encode(s)),
-      // One prefix for every message: commander's "error: …" becomes "stsh: …".
-      outputError: (s, write) => write(wrap(s.replace(/^error: /, "stsh: "), width)),
+      // One prefix for every message: commander's "error: …" becomes "stsh: …", and what it
+      // quotes from the command line has its control characters made visible.
+      outputError: (s, write) => write(wrap(visible(s.replace(/^error: /, "stsh: ")), width)),
     })
     .showHelpAfterError("  run `stsh --help` for usage")
     .exitOverride()
@@ -192,6 +196,7 @@ export function buildProgram(): Command {
       "the current 6-digit MFA code (else mfa_process, else asked)",
     )
     .option("--no-session", "for a keys-only profile: pass the long-term keys through")
+    .option("--force", "with --no-session: even when the profile has an MFA device")
     .action(async (p: string | undefined, o: ResolveFlags & { format: string }) => {
       const c = await credentialsFor(defaultProfile(p), o, debug());
       if (o.format === "process") out(processJson(c));
@@ -349,11 +354,12 @@ export function buildProgram(): Command {
       if (o.names) return out(names.map((n) => n + "\n").join(""));
       const entries = await new Cache().list();
       const vars = env();
+      // The longest-lived live session per profile (entries come sorted by expiration).
+      const latest = new Map<string, (typeof entries)[number]>();
+      for (const e of entries) if (Date.parse(e.expiration) > Date.now()) latest.set(e.profile, e);
       const rows = names.map((n) => {
-        const d = describe(config, n);
-        const cached = entries.filter((e) =>
-          e.profile === n && Date.parse(e.expiration) > Date.now()
-        ).pop();
+        const d = describe(config, n, vars);
+        const cached = latest.get(n);
         return [
           n,
           d.kind,
@@ -483,8 +489,8 @@ export function buildProgram(): Command {
       checkName(p);
       getProfile(await loadConfig(), p);
       const file = join(resolvePath(dir), TAG_FILE);
-      await Deno.writeTextFile(file, p + "\n", { mode: 0o644 });
-      if (Deno.build.os !== "windows") await Deno.chmod(file, 0o644);
+      // Never through a link: `ln -s ~/.ssh/id_ed25519 .aws-profile` must not cost the key.
+      await writeAtomic(file, p + "\n", { mode: 0o644 });
       const { tag, state } = await tagFor(dir);
       if (!state.ok) throw new StshError(state.reason, undefined, EXIT.refused);
       await new TrustStore().allow(state.realRoot, state.content);
@@ -552,12 +558,14 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** Columns padded to their widest cell; cells from files made visible, one line each. */
 function table(head: string[], rows: string[][]): string {
-  const all = [head, ...rows];
-  const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
-  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join("  ")).join(
-    "\n",
-  ) + "\n";
+  const all = [head, ...rows.map((r) => r.map(oneLine))];
+  // A loop, not Math.max(...cells): 200 000 rows would overflow the stack as arguments.
+  const w = head.map(() => 0);
+  for (const r of all) for (const [i, c] of r.entries()) if (c.length > w[i]) w[i] = c.length;
+  return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]))).join("  "))
+    .join("\n") + "\n";
 }
 
 /** Commands whose first argument is a profile (and so take --profile NAME, as the AWS CLI). */
@@ -645,20 +653,23 @@ export async function main(argv: string[]): Promise<number> {
     }
     const debug = argv.includes("--debug");
     if (e instanceof StshError) {
+      // Messages quote paths, names and STS's words: nothing in them may drive the terminal.
       Deno.stderr.writeSync(
-        new TextEncoder().encode(`stsh: ${e.message}${e.hint ? `\n  ${e.hint}` : ""}\n`),
+        new TextEncoder().encode(
+          `stsh: ${oneLine(e.message)}${e.hint ? `\n  ${oneLine(e.hint)}` : ""}\n`,
+        ),
       );
-      if (debug) console.error(e.stack, e.cause ?? "");
+      if (debug) console.error(visible(`${e.stack}\n${e.cause ? Deno.inspect(e.cause) : ""}`));
       return e.exitCode;
     }
     Deno.stderr.writeSync(
       new TextEncoder().encode(
-        `stsh: unexpected error: ${(e as Error).message}${
+        `stsh: unexpected error: ${oneLine(String((e as Error)?.message ?? e))}${
           debug ? "" : " (--debug shows details)"
         }\n`,
       ),
     );
-    if (debug) console.error((e as Error).stack);
+    if (debug) console.error(visible(String((e as Error)?.stack ?? e)));
     return EXIT.error;
   }
 }

@@ -4,8 +4,9 @@
  * profile means here what it means to the SDK; everything the parser forgives silently
  * (unreadable files, unknown shapes) is checked here and said in one sentence.
  */
-import { loadSharedConfigFiles } from "@smithy/shared-ini-file-loader";
-import { StshError } from "./errors.ts";
+import { externalDataInterceptor, loadSharedConfigFiles } from "@smithy/shared-ini-file-loader";
+import { ConfigError, StshError } from "./errors.ts";
+import { readTextBounded, Unreadable } from "./fsafe.ts";
 import { configFile, credentialsFile } from "./paths.ts";
 import { type BackendName, readKeyIndex } from "./secrets.ts";
 
@@ -37,8 +38,11 @@ export interface Profile {
   endpointUrl?: string;
   mfaProcess?: string;
   keys?: Keys;
-  /** Credentials only the SDK's own providers can produce. */
+  /** Credentials from elsewhere: the SDK's own providers, or (process) a command stsh runs. */
   sdk?: "sso" | "credential_process" | "web_identity";
+  credentialProcess?: string;
+  /** What is wrong with it (shapes, half a key pair): said when it is used, never before. */
+  problems: Problem[];
 }
 
 export interface Config {
@@ -51,6 +55,7 @@ export interface Config {
 export type Base =
   | { kind: "keys"; profile: Profile; keys: Keys }
   | { kind: "environment"; profile: Profile }
+  | { kind: "process"; profile: Profile; command: string }
   | { kind: "sdk"; profile: Profile; via: string };
 
 export interface Plan {
@@ -61,7 +66,10 @@ export interface Plan {
   /** The MFA device: the target's `mfa_serial`, else the nearest one down its source chain. */
   mfaSerial?: string;
   mfaProcess?: string;
+  /** The region for the STS calls: the chain's, else AWS_REGION / AWS_DEFAULT_REGION. */
   region: string;
+  /** The region to export: the target's own `region` only; none leaves the user's alone. */
+  exportRegion?: string;
   endpoint: string;
 }
 
@@ -70,58 +78,118 @@ const ROLE_ARN = /^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/;
 const SERIAL = /^[\w+=\/:,.@-]{9,256}$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 const EXTERNAL_ID = /^[\w+=,.@:\/-]{2,1224}$/;
+/** us-east-1, us-gov-west-1, cn-north-1, us-isob-east-1, eusc-de-east-1 … (sts.md §4.2). */
+export const REGION = /^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$/;
+/** The AWS files are small; anything larger is not a config (and must not be read whole). */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
-async function checkReadable(path: string, what: string, required: boolean): Promise<boolean> {
+/** Why one profile cannot be used: said only when it (or a profile it needs) is used. */
+export interface Problem {
+  /** The key at fault, when there is one. */
+  key?: string;
+  /** One sentence naming the file, the profile and the key. */
+  message: string;
+  /** The same without the profile's name, for a table row. */
+  short: string;
+}
+
+function knownHint(config: Config): string {
+  const names = sortedNames(config);
+  if (!names.length) return "No profiles are defined yet.";
+  const max = 30;
+  const shown = names.slice(0, max).join(", ");
+  return names.length > max
+    ? `Known profiles: ${shown}, … (${names.length} in all; \`stsh profiles --names\` lists them).`
+    : `Known profiles: ${shown}.`;
+}
+
+const sorted = new WeakMap<Config, string[]>();
+function sortedNames(config: Config): string[] {
+  let names = sorted.get(config);
+  if (!names) sorted.set(config, names = [...config.profiles.keys()].sort());
+  return names;
+}
+
+/**
+ * Read one AWS file with a hard byte limit, refusing anything but a regular file (a FIFO or
+ * /dev/zero named by AWS_CONFIG_FILE would block or never end). null when it does not exist.
+ */
+async function readAwsFile(
+  path: string,
+  what: "config" | "credentials",
+  env: Record<string, string>,
+): Promise<string | null> {
   try {
-    const st = await Deno.stat(path);
-    if (!st.isFile) throw new StshError(`The AWS ${what} file ${path} is not a regular file.`);
-    const f = await Deno.open(path, { read: true });
-    f.close();
-    return true;
+    await Deno.lstat(path);
   } catch (e) {
-    if (e instanceof StshError) throw e;
-    if (e instanceof Deno.errors.NotFound) {
-      if (required) {
-        throw new StshError(
-          `There is no AWS ${what} file at ${path}.`,
-          what === "config"
-            ? 'Create it (see README, "Five minutes"), or point AWS_CONFIG_FILE at yours.'
-            : undefined,
-        );
-      }
-      return false;
+    if (e instanceof Deno.errors.NotFound) return null;
+    // An unreadable directory on the way, for example: readBounded says it in its words.
+  }
+  const envVar = what === "config" ? "AWS_CONFIG_FILE" : "AWS_SHARED_CREDENTIALS_FILE";
+  const hint = env[envVar] ? `${envVar} names it.` : undefined;
+  try {
+    return await readTextBounded(path, { maxBytes: MAX_CONFIG_BYTES, openTimeoutMs: 2000 });
+  } catch (e) {
+    if (!(e instanceof Unreadable)) throw e;
+    if (/permission denied/i.test(e.why)) {
+      throw new StshError(`Cannot read the AWS ${what} file ${path}: permission denied.`, hint);
     }
-    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-      throw new StshError(`Cannot read the AWS ${what} file ${path}: permission denied.`);
-    }
-    throw new StshError(`Cannot read the AWS ${what} file ${path}: ${(e as Error).message}`);
+    throw new StshError(`The AWS ${what} file ${e.message}.`, hint);
   }
 }
+
+/**
+ * Section headers the SDK's parser cannot take: `[__proto__]` makes it throw, which it then
+ * swallows into "this whole file is empty" — one odd section would hide every profile; a bare
+ * section named like an Object.prototype member (`[constructor]`) writes its keys onto that
+ * member instead of a profile. Such headers are renamed to a section the parser skips.
+ */
+const ODD_SECTION = new RegExp(
+  `^([ \\t]*)\\[(?:profile __proto__|${
+    ["__proto__", ...Object.getOwnPropertyNames(Object.prototype)].join("|")
+  })\\]((?:[ \\t]+[#;][^\\n]*)?[ \\t\\r]*)$`,
+  "gm",
+);
+const defuse = (text: string) => text.replace(ODD_SECTION, "$1[stsh-ignored x]$2");
 
 function int(
-  p: Record<string, string | undefined>,
-  key: string,
-  name: string,
-  file: string,
+  v: string | undefined,
   min: number,
   max: number,
-): number | undefined {
-  const v = p[key];
-  if (v === undefined || v === "") return undefined;
+): { ok: true; value?: number } | { ok: false; why: string } {
+  if (v === undefined || v === "") return { ok: true };
   if (!/^\d+$/.test(v) || +v < min || +v > max) {
-    throw new StshError(
-      `${key} in profile '${name}' (${file}) must be a whole number of seconds from ${min} to ${max}; it is '${v}'.`,
-    );
+    return { ok: false, why: `must be a whole number of seconds from ${min} to ${max}` };
   }
-  return +v;
+  return { ok: true, value: +v };
 }
 
+/** A profile as the files say it; anything odd goes to `problems`, never thrown here. */
 function toProfile(
   name: string,
   raw: Record<string, string | undefined>,
-  file: string,
+  fileOf: (key: string) => string,
 ): Profile {
   const s = (k: string) => (raw[k] === undefined || raw[k] === "" ? undefined : raw[k]);
+  const problems: Problem[] = [];
+  const bad = (key: string, value: string, shape: string) => {
+    const v = value.length > 80 ? value.slice(0, 80) + "…" : value;
+    problems.push({
+      key,
+      message: `${key} in profile '${name}' (${fileOf(key)}) is not ${shape}: '${v}'.`,
+      short: `${key} is not ${shape}`,
+    });
+  };
+  const seconds = (key: string, min: number, max: number) => {
+    const r = int(raw[key], min, max);
+    if (r.ok) return r.value;
+    problems.push({
+      key,
+      message: `${key} in profile '${name}' (${fileOf(key)}) ${r.why}; it is '${raw[key]}'.`,
+      short: `${key} ${r.why}`,
+    });
+    return undefined;
+  };
   const p: Profile = {
     name,
     raw,
@@ -132,64 +200,79 @@ function toProfile(
     credentialSource: s("credential_source"),
     roleSessionName: s("role_session_name"),
     externalId: s("external_id"),
-    durationSeconds: int(raw, "duration_seconds", name, file, 900, 43200),
-    mfaSessionDurationSeconds: int(raw, "mfa_session_duration_seconds", name, file, 900, 129600) ??
-      43200,
+    durationSeconds: seconds("duration_seconds", 900, 43200),
+    mfaSessionDurationSeconds: seconds("mfa_session_duration_seconds", 900, 129600) ?? 43200,
     endpointUrl: s("endpoint_url"),
     mfaProcess: s("mfa_process"),
+    problems,
   };
-  const bad = (key: string, value: string, shape: string) =>
-    new StshError(`${key} in profile '${name}' (${file}) is not ${shape}: '${value}'.`);
+  if (p.region && !REGION.test(p.region)) {
+    bad("region", p.region, "an AWS region name (like eu-west-1)");
+  }
   if (p.roleArn && !ROLE_ARN.test(p.roleArn)) {
-    throw bad("role_arn", p.roleArn, "a role ARN (arn:aws:iam::123456789012:role/NAME)");
+    bad("role_arn", p.roleArn, "a role ARN (arn:aws:iam::123456789012:role/NAME)");
   }
   if (p.mfaSerial && !SERIAL.test(p.mfaSerial)) {
-    throw bad("mfa_serial", p.mfaSerial, "an MFA device ARN or serial number");
+    bad("mfa_serial", p.mfaSerial, "an MFA device ARN or serial number");
   }
   if (p.roleSessionName && !SESSION_NAME.test(p.roleSessionName)) {
-    throw bad("role_session_name", p.roleSessionName, "2-64 characters of [A-Za-z0-9_+=,.@-]");
+    bad("role_session_name", p.roleSessionName, "2-64 characters of [A-Za-z0-9_+=,.@-]");
   }
   if (p.externalId && !EXTERNAL_ID.test(p.externalId)) {
-    throw bad("external_id", p.externalId, "2-1224 characters of [A-Za-z0-9_+=,.@:/-]");
+    bad("external_id", p.externalId, "2-1224 characters of [A-Za-z0-9_+=,.@:/-]");
   }
   if (p.endpointUrl && !/^https?:\/\/[^\s]+$/.test(p.endpointUrl)) {
-    throw bad("endpoint_url", p.endpointUrl, "an http(s) URL");
+    bad("endpoint_url", p.endpointUrl, "an http(s) URL");
   }
   const id = s("aws_access_key_id"), secret = s("aws_secret_access_key");
   if (id || secret) {
     if (!id || !secret) {
-      throw new StshError(
-        `Profile '${name}' (${file}) has ${
-          id ? "aws_access_key_id" : "aws_secret_access_key"
-        } but not ${id ? "aws_secret_access_key" : "aws_access_key_id"}.`,
-      );
+      const has = id ? "aws_access_key_id" : "aws_secret_access_key";
+      const lacks = id ? "aws_secret_access_key" : "aws_access_key_id";
+      problems.push({
+        key: lacks,
+        message: `Profile '${name}' (${fileOf(has)}) has ${has} but not ${lacks}.`,
+        short: `has ${has} but not ${lacks}`,
+      });
+    } else {
+      p.keys = {
+        accessKeyId: id,
+        secretAccessKey: secret,
+        sessionToken: s("aws_session_token") ?? s("aws_security_token"),
+      };
     }
-    p.keys = {
-      accessKeyId: id,
-      secretAccessKey: secret,
-      sessionToken: s("aws_session_token") ?? s("aws_security_token"),
-    };
   }
   if (s("sso_start_url") || s("sso_session")) p.sdk = "sso";
-  else if (s("credential_process")) p.sdk = "credential_process";
-  else if (s("web_identity_token_file")) p.sdk = "web_identity";
+  else if (s("credential_process")) {
+    p.sdk = "credential_process";
+    p.credentialProcess = s("credential_process");
+  } else if (s("web_identity_token_file")) p.sdk = "web_identity";
   return p;
 }
 
-/** Read both files the way the SDK does, after checking that they can be read at all. */
+/**
+ * Read both files the way the SDK does — its own parser, over bytes read here with a limit —
+ * after checking that they are regular files that can be read at all. An odd profile does not
+ * stop the others: its problems are kept and said when it is used (plan), or listed
+ * (`profileProblems`).
+ */
 export async function loadConfig(
   env: Record<string, string> = Deno.env.toObject(),
 ): Promise<Config> {
   const configPath = configFile(env);
   const credentialsPath = credentialsFile(env);
-  const hasConfig = await checkReadable(configPath, "config", false);
-  const hasCreds = await checkReadable(credentialsPath, "credentials", false);
-  if (!hasConfig && !hasCreds) {
+  const configText = await readAwsFile(configPath, "config", env);
+  const credsText = await readAwsFile(credentialsPath, "credentials", env);
+  if (configText === null && credsText === null) {
     throw new StshError(
       `There is no AWS config: neither ${configPath} nor ${credentialsPath} exists.`,
       'Create ~/.aws/config (see README, "Five minutes"), or point AWS_CONFIG_FILE at yours.',
     );
   }
+  // The parser reads through this record before it touches the disk, so it sees exactly the
+  // bytes checked here (and so do the SDK's own providers later in this process).
+  externalDataInterceptor.interceptFile(configPath, defuse(configText ?? ""));
+  externalDataInterceptor.interceptFile(credentialsPath, defuse(credsText ?? ""));
   const { configFile: cfg, credentialsFile: creds } = await loadSharedConfigFiles({
     filepath: credentialsPath,
     configFilepath: configPath,
@@ -204,24 +287,21 @@ export async function loadConfig(
   const stored = await readKeyIndex(env);
   for (const key of Object.keys(stored)) names.add(key);
   for (const name of names) {
-    const fromCreds = creds[name] ?? {};
-    const merged = { ...(cfg[name] ?? {}), ...fromCreds };
-    const file = Object.keys(fromCreds).length ? credentialsPath : configPath;
-    const p = toProfile(name, merged, file);
-    const k = stored[name];
+    const fromCreds = Object.hasOwn(creds, name) ? creds[name] : {};
+    const merged = { ...(Object.hasOwn(cfg, name) ? cfg[name] : {}), ...fromCreds };
+    const fileOf = (key: string) => Object.hasOwn(fromCreds, key) ? credentialsPath : configPath;
+    const p = toProfile(name, merged, fileOf);
+    const k = Object.hasOwn(stored, name) ? stored[name] : undefined;
     if (k && !p.keys) p.keys = { accessKeyId: k.keyId, secretAccessKey: "", keyring: k.backend };
     profiles.set(name, p);
   }
-  if (profiles.size === 0) {
-    const size = async (p: string) => (await Deno.stat(p).catch(() => null))?.size ?? 0;
-    if ((await size(configPath)) + (await size(credentialsPath)) > 0) {
-      throw new StshError(
-        `The AWS parser found no profiles in ${configPath}${
-          hasCreds ? ` or ${credentialsPath}` : ""
-        }.`,
-        "Sections must read [profile NAME] in config and [NAME] in credentials; names may hold letters, digits and - _ @ + . % : /.",
-      );
-    }
+  if (profiles.size === 0 && (configText ?? "") + (credsText ?? "") !== "") {
+    throw new StshError(
+      `The AWS parser found no profiles in ${configPath}${
+        credsText !== null ? ` or ${credentialsPath}` : ""
+      }.`,
+      "Sections must read [profile NAME] in config and [NAME] in credentials; names may hold letters, digits and - _ @ + . % : /.",
+    );
   }
   return { profiles, configPath, credentialsPath };
 }
@@ -229,24 +309,45 @@ export async function loadConfig(
 export function getProfile(config: Config, name: string): Profile {
   const p = config.profiles.get(name);
   if (!p) {
-    const known = [...config.profiles.keys()].sort();
     throw new StshError(
       `Profile '${name}' is not in ${config.configPath} or ${config.credentialsPath}.`,
-      known.length ? `Known profiles: ${known.join(", ")}.` : "No profiles are defined yet.",
+      knownHint(config),
     );
   }
   return p;
 }
 
-/** The region and STS endpoint for a chain: env first, then the profiles. */
-function regionAndEndpoint(chain: Profile[], env: Record<string, string>) {
-  const region = chain.map((p) => p.region).find(Boolean) || env.AWS_REGION ||
-    env.AWS_DEFAULT_REGION || "us-east-1";
+/** The region and STS endpoint for the calls of a chain: the profiles, then the env. */
+function regionAndEndpoint(
+  chain: Profile[],
+  env: Record<string, string>,
+): { region: string; endpoint: string } | Failed {
+  let region = chain.map((p) => p.region).find(Boolean);
+  if (!region) {
+    const from = env.AWS_REGION ? "AWS_REGION" : env.AWS_DEFAULT_REGION ? "AWS_DEFAULT_REGION" : "";
+    region = from ? env[from] : "us-east-1";
+    if (!REGION.test(region)) {
+      const v = region.length > 80 ? region.slice(0, 80) + "…" : region;
+      return failed(
+        `${from} is '${v}', which is not an AWS region name (like eu-west-1).`,
+        `${from} is not an AWS region name`,
+        `Set region in profile '${chain[0].name}', or fix ${from}.`,
+      );
+    }
+  }
   const endpoint = env.AWS_ENDPOINT_URL_STS || env.AWS_ENDPOINT_URL ||
     chain.map((p) => p.endpointUrl).find(Boolean) ||
     `https://sts.${region}.amazonaws.com${region.startsWith("cn-") ? ".cn" : ""}`;
   return { region, endpoint };
 }
+
+/** A config problem met while planning: returned, not thrown (200 000 of them are cheap). */
+export interface Failed {
+  failed: { message: string; short: string; hint?: string };
+}
+const failed = (message: string, short: string, hint?: string): Failed => ({
+  failed: { message, short, hint },
+});
 
 /** How to get credentials for `name`: the base, the roles to assume, the MFA device. */
 export function plan(
@@ -254,28 +355,59 @@ export function plan(
   name: string,
   env: Record<string, string> = Deno.env.toObject(),
 ): Plan {
+  const r = tryPlan(config, name, env);
+  if ("failed" in r) throw new ConfigError(r.failed.message, r.failed.short, r.failed.hint);
+  return r;
+}
+
+/** plan(), with a config problem returned instead of thrown. */
+export function tryPlan(config: Config, name: string, env: Record<string, string>): Plan | Failed {
   const target = getProfile(config, name);
   const roles: Profile[] = [];
-  const visited: string[] = [];
+  const visited = new Set<string>();
+  const path: string[] = [];
+  const cfg = config.configPath;
   let p = target;
   let base: Base | undefined;
   while (!base) {
-    if (visited.includes(p.name)) {
-      throw new StshError(
+    if (visited.has(p.name)) {
+      return failed(
         `Profile '${target.name}' has a source_profile cycle: ${
-          [...visited, p.name].join(" -> ")
-        } (${config.configPath}).`,
+          [...path, p.name].join(" -> ")
+        } (${cfg}).`,
+        `source_profile cycle: ${[...path, p.name].join(" -> ")}`,
       );
     }
-    visited.push(p.name);
+    visited.add(p.name);
+    path.push(p.name);
+    // A problem of any profile the chain goes through is this profile's problem too; one of
+    // a profile it does not use is not.
+    const problem = p.problems[0];
+    if (problem) {
+      return failed(
+        problem.message,
+        p === target ? problem.short : `source profile '${p.name}': ${problem.short}`,
+      );
+    }
+    if (p.sdk === "web_identity" && p.roleArn) {
+      // role_arn + web_identity_token_file: the SDK assumes the role with the token (the AWS
+      // CLI's assume-role-with-web-identity), so it is the base, not a role to assume.
+      base = { kind: "sdk", profile: p, via: p.sdk };
+      break;
+    }
     if (!p.roleArn) {
       if (p.keys) base = { kind: "keys", profile: p, keys: p.keys };
-      else if (p.sdk) base = { kind: "sdk", profile: p, via: p.sdk };
+      else if (p.sdk === "credential_process") {
+        base = { kind: "process", profile: p, command: p.credentialProcess! };
+      } else if (p.sdk) base = { kind: "sdk", profile: p, via: p.sdk };
       else {
-        throw new StshError(
+        return failed(
           p === target
-            ? `Profile '${p.name}' has no credentials and no role_arn (${config.configPath}).`
+            ? `Profile '${p.name}' has no credentials and no role_arn (${cfg}).`
             : `Source profile '${p.name}' (for '${target.name}') has no credentials.`,
+          p === target
+            ? "no credentials and no role_arn"
+            : `source profile '${p.name}' has no credentials`,
           `Give '${p.name}' aws_access_key_id and aws_secret_access_key in ${config.credentialsPath}, or sso_session / credential_process.`,
         );
       }
@@ -283,8 +415,9 @@ export function plan(
     }
     roles.unshift(p);
     if (p.sourceProfile && p.credentialSource) {
-      throw new StshError(
-        `Profile '${p.name}' has both source_profile and credential_source; keep one (${config.configPath}).`,
+      return failed(
+        `Profile '${p.name}' has both source_profile and credential_source; keep one (${cfg}).`,
+        `'${p.name}' has both source_profile and credential_source`,
       );
     }
     if (p.credentialSource) {
@@ -293,15 +426,17 @@ export function plan(
       else if (via === "Ec2InstanceMetadata" || via === "EcsContainer") {
         base = { kind: "sdk", profile: p, via };
       } else {
-        throw new StshError(
-          `credential_source '${via}' in profile '${p.name}' is not one of Environment, Ec2InstanceMetadata, EcsContainer (${config.configPath}).`,
+        return failed(
+          `credential_source '${via}' in profile '${p.name}' is not one of Environment, Ec2InstanceMetadata, EcsContainer (${cfg}).`,
+          `credential_source '${via}' is not Environment, Ec2InstanceMetadata or EcsContainer`,
         );
       }
       break;
     }
     if (!p.sourceProfile) {
-      throw new StshError(
-        `Profile '${p.name}' has role_arn but neither source_profile nor credential_source (${config.configPath}).`,
+      return failed(
+        `Profile '${p.name}' has role_arn but neither source_profile nor credential_source (${cfg}).`,
+        `'${p.name}' has role_arn but neither source_profile nor credential_source`,
       );
     }
     if (p.sourceProfile === p.name && p.keys) {
@@ -311,46 +446,66 @@ export function plan(
     }
     const next = config.profiles.get(p.sourceProfile);
     if (!next) {
-      throw new StshError(
-        `Profile '${p.name}' names source_profile '${p.sourceProfile}', which is not in ${config.configPath} or ${config.credentialsPath}.`,
-        `Known profiles: ${[...config.profiles.keys()].sort().join(", ")}.`,
+      return failed(
+        `Profile '${p.name}' names source_profile '${p.sourceProfile}', which is not in ${cfg} or ${config.credentialsPath}.`,
+        `source_profile '${p.sourceProfile}' does not exist`,
+        knownHint(config),
       );
     }
     p = next;
   }
   const chain = [target, ...[...roles].reverse().filter((r) => r !== target), base.profile];
   const mfaProfile = chain.find((x) => x.mfaSerial);
+  const where = regionAndEndpoint(chain, env);
+  if ("failed" in where) return where;
   return {
     target,
     base,
     roles,
     mfaSerial: mfaProfile?.mfaSerial,
     mfaProcess: chain.map((x) => x.mfaProcess).find(Boolean),
-    ...regionAndEndpoint(chain, env),
+    // As the AWS CLI: the profile's own region, never its source's (issue 9.3).
+    exportRegion: target.region,
+    ...where,
   };
 }
 
 /** A short description of what a profile is, for `stsh profiles`. */
-export function describe(config: Config, name: string, env?: Record<string, string>): {
+export function describe(config: Config, name: string, env: Record<string, string>): {
   kind: string;
   mfa?: string;
   role?: string;
 } {
-  try {
-    const pl = plan(config, name, env);
-    const role = pl.target.roleArn;
-    const kind = role
-      ? (pl.roles.length > 1 ? "role chain" : "role") +
-        (pl.base.kind === "keys"
-          ? ""
-          : ` (${pl.base.kind === "sdk" ? pl.base.via : "environment"})`)
-      : pl.base.kind === "keys"
-      ? (pl.base.keys.sessionToken ? "session keys" : pl.mfaSerial ? "MFA user" : "keys")
-      : pl.base.kind === "sdk"
-      ? pl.base.via
-      : "environment";
-    return { kind, mfa: pl.mfaSerial, role };
-  } catch (e) {
-    return { kind: `broken: ${(e as Error).message}` };
+  const pl = tryPlan(config, name, env);
+  if ("failed" in pl) {
+    return { kind: `broken: ${pl.failed.short}`, role: config.profiles.get(name)?.roleArn };
   }
+  const role = pl.target.roleArn;
+  const via = (b: Base) =>
+    b.kind === "sdk" ? b.via : b.kind === "process" ? "credential_process" : b.kind;
+  const kind = role
+    ? (pl.roles.length > 1 ? "role chain" : "role") +
+      (pl.base.kind === "keys" ? "" : ` (${via(pl.base)})`)
+    : pl.base.kind === "keys"
+    ? (pl.base.keys.sessionToken ? "session keys" : pl.mfaSerial ? "MFA user" : "keys")
+    : via(pl.base);
+  return { kind, mfa: pl.mfaSerial, role };
+}
+
+/**
+ * Every profile that cannot be used, and why (for `stsh doctor`): its own problems and those
+ * of the chain it needs, one entry per profile, in name order.
+ */
+export function profileProblems(
+  config: Config,
+  env: Record<string, string> = Deno.env.toObject(),
+): { profile: string; message: string; short: string }[] {
+  const out = [];
+  for (const name of sortedNames(config)) {
+    const r = tryPlan(config, name, env);
+    if ("failed" in r) {
+      out.push({ profile: name, message: r.failed.message, short: r.failed.short });
+    }
+  }
+  return out;
 }

@@ -160,7 +160,7 @@ export function destinationFor(
 export function assumedFromTemporary(pl: Plan, env: Record<string, string>): boolean {
   if (pl.roles.length !== 1) return true;
   const b = pl.base;
-  if (b.kind === "sdk") return true;
+  if (b.kind === "sdk" || b.kind === "process") return true;
   if (b.kind === "environment") return !!env.AWS_SESSION_TOKEN;
   if (b.keys.sessionToken) return true;
   // With an MFA device, the engine assumes the role from the MFA session unless the profile

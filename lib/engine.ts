@@ -3,10 +3,13 @@
  * when no live MFA session can be used. One GetSessionToken with MFA per source keys and
  * device serves every role that uses them; role credentials are re-minted from it silently.
  */
-import { Cache, cacheKey, isFresh, type Session } from "./cache.ts";
+import { Cache, cacheKey, type Holder, isFresh, type Session } from "./cache.ts";
 import { type Config, type Keys, loadConfig, type Plan, plan, type Profile } from "./config.ts";
-import { MfaRefused, StshError } from "./errors.ts";
+import { EXIT, MfaNeeded, MfaRefused, StshError } from "./errors.ts";
+import { checkCredentials } from "./formats.ts";
+import { describeIoError } from "./fsafe.ts";
 import { CodeSource } from "./mfa.ts";
+import { helperTimeoutMs, runHelper } from "./proc.ts";
 import {
   assumeRole,
   type CallTarget,
@@ -14,7 +17,7 @@ import {
   type Issued,
   sdkCredentials,
 } from "./sts.ts";
-import { notice } from "./tty.ts";
+import { notice, openTerminal } from "./tty.ts";
 import { configStamp, refreshMargin } from "./paths.ts";
 import { SessionVault, storedKeys } from "./secrets.ts";
 
@@ -23,7 +26,8 @@ export interface Credentials {
   secretAccessKey: string;
   sessionToken?: string;
   expiration?: Date;
-  region: string;
+  /** The target profile's own region; absent: leave the user's AWS_REGION alone. */
+  region?: string;
   profile: string;
   arn?: string;
 }
@@ -36,12 +40,44 @@ export interface ResolveOptions {
   interactive: boolean;
   /** Pass long-term keys through instead of a GetSessionToken session. */
   noSession?: boolean;
+  /** With noSession: export long-term keys even when the profile has an MFA device. */
+  force?: boolean;
+  /**
+   * Another process holds the session's lock: "bounded" waits — up to STSH_LOCK_TIMEOUT for
+   * a caller that may ask a person, a few seconds (never for a person) for one that may not;
+   * "never" gives up at once (a credential endpoint answering an HTTP request).
+   */
+  wait?: "never" | "bounded";
   config?: Config;
   now?: () => number;
   log?: (message: string) => void;
 }
 
 const CHAIN_CAP = 3600;
+/** A caller that may not ask a person waits this long for a holder that says nothing. */
+const QUIET_WAIT_MS = 3_000;
+/** … and this long for a holder at work (its STS calls and helpers have deadlines). */
+const WORK_WAIT_MS = 30_000;
+
+/** How long a caller that may ask a person waits on a lock: STSH_LOCK_TIMEOUT, default 600 s. */
+export function lockTimeoutMs(env: Record<string, string>): number {
+  const s = Number(env.STSH_LOCK_TIMEOUT);
+  return env.STSH_LOCK_TIMEOUT !== undefined && Number.isFinite(s) && s >= 0 ? s * 1000 : 600_000;
+}
+
+const sinceText = (h: Holder) => {
+  const t = Date.parse(h.since);
+  return Number.isFinite(t) ? `, since ${new Date(t).toTimeString().slice(0, 8)}` : "";
+};
+
+/** What a lock's holder is doing, in words: "the MFA code being typed in another terminal (pid 42)". */
+function holderText(h: Holder | null, label: string): string {
+  if (!h) return `another stsh, which holds the ${label}`;
+  if (h.doing === "question") {
+    return `the MFA code being typed in another terminal (pid ${h.pid}${sinceText(h)})`;
+  }
+  return `another stsh (pid ${h.pid}${sinceText(h)}) getting the ${h.label}`;
+}
 
 class Resolver {
   readonly env: Record<string, string>;
@@ -54,6 +90,9 @@ class Resolver {
   codes?: CodeSource;
   /** The cache key of the session run() returned last. */
   lastKey?: string;
+  /** Why something paid for could not be saved: said once, in one line, at the end. */
+  readonly unsaved = new Set<string>();
+  private person?: boolean;
 
   constructor(readonly pl: Plan, readonly config: Config, readonly opts: ResolveOptions) {
     this.env = opts.env ?? Deno.env.toObject();
@@ -86,8 +125,66 @@ class Resolver {
       mfaProcess: this.pl.mfaProcess,
       interactive: this.opts.interactive,
       env: this.env,
+      onAsk: (asking) => this.cache.nowDoing(asking ? "question" : "working"),
     });
     return this.codes;
+  }
+
+  /** May this resolve ask a person (and so wait for one)? */
+  mayAskPerson(): boolean {
+    if (this.person === undefined) {
+      let ok = this.opts.interactive && this.opts.wait !== "never";
+      if (ok) {
+        const t = openTerminal();
+        ok = t !== null;
+        t?.close();
+      }
+      this.person = ok;
+    }
+    return this.person;
+  }
+
+  /**
+   * Decide, each time a session's lock is found taken, whether to wait on: say once what is
+   * awaited (again when it changes), and give up by the rules of ResolveOptions.wait.
+   */
+  lockPolicy(label: string) {
+    let said = "";
+    const limit = lockTimeoutMs(this.env);
+    const busy = (h: Holder | null, why: string) => {
+      const text = `Not waiting for ${holderText(h, label)}: ${why}.`;
+      const hint = h?.doing === "question"
+        ? "Answer the question there, then run this again (or pass --token-code)."
+        : "Run it again in a moment, or in a terminal.";
+      const serial = this.pl.mfaSerial;
+      return serial
+        ? new MfaNeeded(serial, this.pl.target.name, text, hint)
+        : new StshError(text, hint);
+    };
+    return (h: Holder | null, waitedMs: number) => {
+      if (this.opts.wait === "never") throw busy(h, "this caller never waits");
+      const person = this.mayAskPerson();
+      if (!person) {
+        if (h?.doing === "question") throw busy(h, "there is no terminal here");
+        if (!h && waitedMs >= QUIET_WAIT_MS) {
+          throw busy(h, `no terminal here, and ${Math.round(waitedMs / 1000)} s passed`);
+        }
+        if (waitedMs >= WORK_WAIT_MS) {
+          throw busy(h, `${Math.round(waitedMs / 1000)} s passed`);
+        }
+      } else if (waitedMs >= limit) {
+        throw new StshError(
+          `Gave up after ${Math.round(waitedMs / 1000)} s waiting for ${holderText(h, label)}.`,
+          "Answer or cancel the question there; STSH_LOCK_TIMEOUT sets the limit in seconds.",
+        );
+      }
+      // Said once (as soon as the holder says who it is), and again when a person is asked.
+      const kind = h?.doing ?? "unknown";
+      if ((said === "" && (h || waitedMs >= 500)) || (kind === "question" && said !== kind)) {
+        said = kind;
+        notice(`waiting for ${holderText(h, label)}…`);
+      }
+    };
   }
 
   /** Run an STS call that carries an MFA code, re-asking a person after a refused code. */
@@ -103,7 +200,7 @@ class Resolver {
         if (!(e instanceof MfaRefused) || !src.canRetry) throw e;
         reason = e.message;
       } finally {
-        await src.guard.remember(this.pl.mfaSerial!, code);
+        await this.remember(code);
       }
     }
   }
@@ -128,9 +225,26 @@ class Resolver {
       }
       this.log(`minting: ${label}`);
       const s = await mint();
-      await this.cache.write(key, s);
+      // Refused now, not cached and refused at every later use.
+      checkCredentials(
+        {
+          accessKeyId: s.accessKeyId,
+          secretAccessKey: s.secretAccessKey,
+          sessionToken: s.sessionToken,
+        },
+        `The credentials STS gave for the ${label}`,
+      );
+      try {
+        await this.cache.write(key, s);
+      } catch (e) {
+        this.unsaved.add(reason(e));
+      }
       return s;
-    }, () => notice(`waiting for MFA in another terminal (${label})…`));
+    }, {
+      label,
+      poll: this.lockPolicy(label),
+      onNoLock: (why) => this.log(`no lock for ${label}: ${why}`),
+    });
     this.lastKey = key; // after any session minted inside, so the outermost one is last
     return s;
   }
@@ -148,6 +262,15 @@ class Resolver {
     }, { env: this.env, interactive: this.opts.interactive });
   }
 
+  /** A code was spent: remember it, or say (once, at the end) why it could not be. */
+  async remember(code: string) {
+    try {
+      await this.codeSource().guard.remember(this.pl.mfaSerial!, code);
+    } catch (e) {
+      this.unsaved.add(`the replay guard: ${reason(e)}`);
+    }
+  }
+
   async baseKeys(): Promise<Keys & { expiration?: Date }> {
     const b = this.pl.base;
     if (b.kind === "keys") return await this.longTerm(b.keys);
@@ -160,7 +283,14 @@ class Resolver {
       }
       return { accessKeyId: id, secretAccessKey: secret, sessionToken: this.env.AWS_SESSION_TOKEN };
     }
-    return await sdkCredentials(b.profile.name, b.via, this.config);
+    if (b.kind === "process") return await processCredentials(b.profile.name, b.command, this.env);
+    return await sdkCredentials(
+      b.profile.name,
+      b.via,
+      this.config,
+      helperTimeoutMs(this.env),
+      b.via === "web_identity" ? b.profile.raw.web_identity_token_file : undefined,
+    );
   }
 
   /** GetSessionToken on long-term keys: with MFA when a device is configured. */
@@ -257,13 +387,26 @@ class Resolver {
       secretAccessKey: k.secretAccessKey,
       sessionToken: k.sessionToken,
       expiration: k.expiration ? new Date(k.expiration) : undefined,
-      region: pl.region,
+      region: pl.exportRegion,
       profile: pl.target.name,
       arn: k.arn,
     });
     const b = pl.base;
     const longTerm = b.kind === "keys" && !b.keys.sessionToken;
     if (pl.roles.length === 0) {
+      if (longTerm && this.opts.noSession && pl.mfaSerial) {
+        const name = pl.target.name;
+        if (!this.opts.force) {
+          throw new StshError(
+            `Profile '${name}' has an MFA device (mfa_serial): --no-session would export its long-term keys, which carry no MFA and never expire.`,
+            "Leave out --no-session to get an MFA session, or add --force to export the long-term keys anyway.",
+            EXIT.refused,
+          );
+        }
+        notice(
+          `warning: exporting the long-term keys of '${name}' (--no-session --force): they carry no MFA and never expire.`,
+        );
+      }
       if (!longTerm || this.opts.noSession) return done(await this.baseKeys());
       // The key id names the session: its secret is fetched only if one must be made.
       return done(await this.userSession(b.keys));
@@ -275,6 +418,8 @@ class Resolver {
       ? `keys:${b.keys.accessKeyId}`
       : b.kind === "environment"
       ? `env:${this.env.AWS_ACCESS_KEY_ID ?? ""}`
+      : b.kind === "process"
+      ? `process:${b.profile.name}:${b.command}`
       : `sdk:${b.profile.name}:${b.via}`;
     let last: Session | undefined;
     for (const [i, role] of pl.roles.entries()) {
@@ -339,6 +484,67 @@ function toSession(
   };
 }
 
+/**
+ * Why something could not be saved, in a few words: the directory, not each file in it (two
+ * sessions that failed for one reason are said once).
+ */
+const reason = (e: unknown) =>
+  (e instanceof StshError ? e.message : describeIoError(e))
+    .replace(/[\\/][0-9a-f]{32,40}\.json\b/g, "").replace(/\.$/, "");
+
+/**
+ * credential_process (sts.md §6.3), run by stsh itself so it gets a deadline and its process
+ * group is killed: stdout is JSON, Version 1, AccessKeyId, SecretAccessKey, SessionToken?,
+ * Expiration? (ISO 8601). Everything is checked before it is used.
+ */
+export async function processCredentials(
+  profile: string,
+  command: string,
+  env: Record<string, string>,
+): Promise<Keys & { expiration?: Date }> {
+  const what = `credential_process of profile '${profile}'`;
+  const text = await runHelper(command, { what, env, childEnv: env, maxOutputBytes: 256 * 1024 });
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(text);
+    if (!o || typeof o !== "object" || Array.isArray(o)) throw new Error();
+  } catch {
+    throw new StshError(`${what} did not print a JSON object.`);
+  }
+  if (o.Version !== 1) {
+    throw new StshError(
+      `${what} printed Version ${JSON.stringify(o.Version ?? null).slice(0, 20)}; only 1 is known.`,
+    );
+  }
+  for (const k of ["AccessKeyId", "SecretAccessKey"]) {
+    if (typeof o[k] !== "string" || o[k] === "") {
+      throw new StshError(`${what} printed no ${k}.`);
+    }
+  }
+  for (const k of ["SessionToken", "Expiration"]) {
+    if (o[k] !== undefined && o[k] !== null && typeof o[k] !== "string") {
+      throw new StshError(`${what} printed a ${k} that is not a string.`);
+    }
+  }
+  const keys = {
+    accessKeyId: o.AccessKeyId as string,
+    secretAccessKey: o.SecretAccessKey as string,
+    sessionToken: (o.SessionToken as string | undefined) || undefined,
+  };
+  checkCredentials(keys, `The credentials ${what} printed`);
+  let expiration: Date | undefined;
+  if (o.Expiration) {
+    expiration = new Date(o.Expiration as string);
+    if (isNaN(expiration.getTime())) {
+      throw new StshError(`${what} printed an Expiration that is not a date.`);
+    }
+    if (expiration.getTime() <= Date.now()) {
+      throw new StshError(`${what} printed credentials that expired at ${o.Expiration}.`);
+    }
+  }
+  return { ...keys, expiration };
+}
+
 /** Credentials for `profile`, with as few MFA prompts as AWS allows. */
 export async function resolve(profile: string, opts: ResolveOptions): Promise<Credentials> {
   const env = opts.env ?? Deno.env.toObject();
@@ -349,15 +555,26 @@ export async function resolve(profile: string, opts: ResolveOptions): Promise<Cr
     const creds = await r.run();
     // Keys-based chains depend only on the files and env in the stamp: remember the result.
     if (pl.base.kind === "keys" && r.lastKey && !opts.noSession && !pl.base.keys.sessionToken) {
-      await r.cache.rememberTarget(profile, {
-        stamp: await configStamp(env),
-        key: r.lastKey,
-        region: pl.region,
-      });
+      try {
+        await r.cache.rememberTarget(profile, {
+          stamp: await configStamp(env),
+          key: r.lastKey,
+          region: pl.exportRegion ?? "",
+        });
+      } catch (e) {
+        r.log(`index not saved: ${reason(e)}`);
+      }
     }
     return creds;
   } finally {
     r.codes?.close();
-    for (const w of r.cache.warnings) notice(w);
+    for (const w of new Set(r.cache.warnings)) notice(w);
+    if (r.unsaved.size) {
+      notice(
+        `warning: the new credentials are used but not saved (${
+          [...r.unsaved].join("; ")
+        }); the next run may ask for an MFA code again.`,
+      );
+    }
   }
 }

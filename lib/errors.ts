@@ -27,14 +27,26 @@ export class StshError extends Error {
   }
 }
 
+/**
+ * A problem in the AWS config, found when a profile is used: `message` names the file, the
+ * profile and the key; `short` is the same for a table row that already names the profile.
+ */
+export class ConfigError extends StshError {
+  constructor(message: string, readonly short: string, hint?: string) {
+    super(message, hint);
+    this.name = "ConfigError";
+  }
+}
+
 /** An MFA code is needed but may not be asked for here (`stsh hook` maps it to 3 or 4). */
 export class MfaNeeded extends StshError {
-  constructor(readonly serial: string, readonly profile: string) {
-    super(
-      `MFA code needed for profile '${profile}' (${serial}).`,
-      "Run it in a terminal, pass --token-code, or set mfa_process in the profile.",
-      EXIT.mfaNoTerminal,
-    );
+  constructor(
+    readonly serial: string,
+    readonly profile: string,
+    message = `MFA code needed for profile '${profile}' (${serial}).`,
+    hint = "Run it in a terminal, pass --token-code, or set mfa_process in the profile.",
+  ) {
+    super(message, hint, EXIT.mfaNoTerminal);
     this.name = "MfaNeeded";
   }
 }

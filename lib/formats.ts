@@ -55,14 +55,38 @@ export interface Creds {
 
 const KEY_ID = /^[A-Z0-9]{16,128}$/;
 const SECRETISH = /^[A-Za-z0-9+/=]+$/;
+/**
+ * The longest value stsh exports. A real session token is a few KB; one of 300 KB in the
+ * environment makes every later exec fail with E2BIG (Linux takes at most 128 KiB per
+ * string), so such a value is refused before it is cached or reaches a shell.
+ */
+export const MAX_VALUE_BYTES = 32 * 1024;
 
-/** STS values have a known alphabet; anything else is refused before it reaches a shell. */
-export function checkCredentials(c: Creds): void {
-  const bad = !KEY_ID.test(c.accessKeyId) || !SECRETISH.test(c.secretAccessKey) ||
-    (c.sessionToken !== undefined && !SECRETISH.test(c.sessionToken));
+/**
+ * STS values have a known alphabet and a sane size; anything else is refused before it is
+ * cached or reaches a shell. `what` says whose credentials they are.
+ */
+export function checkCredentials(c: Creds, what = "The credentials received"): void {
+  for (
+    const [name, v] of [
+      ["access key id", c.accessKeyId],
+      ["secret access key", c.secretAccessKey],
+      ["session token", c.sessionToken],
+    ] as const
+  ) {
+    if (typeof v === "string" && v.length > MAX_VALUE_BYTES) {
+      throw new StshError(
+        `${what}: the ${name} is ${v.length} bytes; stsh refuses values over ${MAX_VALUE_BYTES} bytes (a shell holding it could start no program: E2BIG).`,
+      );
+    }
+  }
+  const bad = typeof c.accessKeyId !== "string" || !KEY_ID.test(c.accessKeyId) ||
+    typeof c.secretAccessKey !== "string" || !SECRETISH.test(c.secretAccessKey) ||
+    (c.sessionToken !== undefined &&
+      (typeof c.sessionToken !== "string" || !SECRETISH.test(c.sessionToken)));
   if (bad) {
     throw new StshError(
-      "The credentials received contain unexpected characters; refusing to export them.",
+      `${what} contain unexpected characters; refusing to export them.`,
     );
   }
 }

@@ -44,7 +44,10 @@ export async function checkRegular(
   try {
     st = await Deno.lstat(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Unreadable(path, "does not exist");
+    // A path under a regular file (ENOTDIR) cannot exist either.
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
+      throw new Unreadable(path, "does not exist");
+    }
     throw new Unreadable(path, `cannot be examined (${(e as Error).message})`);
   }
   const link = st.isSymlink;

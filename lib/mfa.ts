@@ -5,7 +5,9 @@
  * person would lose a try.
  */
 import { Cancelled, MfaNeeded, StshError } from "./errors.ts";
+import { readTextBounded, writeAtomic } from "./fsafe.ts";
 import { join, mfaDir, privateDir, sha256Hex } from "./paths.ts";
+import { runHelper } from "./proc.ts";
 import { notice, openTerminal, type Terminal } from "./tty.ts";
 
 export const REPLAY_WINDOW_MS = 90_000;
@@ -20,6 +22,8 @@ export interface CodeRequest {
   /** May we ask on the terminal? (false in a hook without --prompt) */
   interactive: boolean;
   env?: Record<string, string>;
+  /** Told when a person starts (true) and stops (false) being asked, for lock waiters. */
+  onAsk?: (asking: boolean) => Promise<void> | void;
 }
 
 /** Remembers the last code per device (hashed), so a repeat can be refused locally. */
@@ -32,7 +36,12 @@ export class ReplayGuard {
 
   async isReplay(serial: string, code: string): Promise<boolean> {
     try {
-      const last = JSON.parse(await Deno.readTextFile(await this.file(serial)));
+      const text = await readTextBounded(await this.file(serial), {
+        maxBytes: 4096,
+        ownedByMe: true,
+        noLinks: true,
+      });
+      const last = JSON.parse(text);
       return last.hash === await sha256Hex(`${serial}\n${code}`) &&
         this.now() - last.at < REPLAY_WINDOW_MS;
     } catch {
@@ -40,39 +49,29 @@ export class ReplayGuard {
     }
   }
 
+  /** Throws StshError with the reason when it cannot be saved (the caller warns). */
   async remember(serial: string, code: string): Promise<void> {
-    const dir = mfaDir(this.env);
-    await privateDir(dir);
-    const path = await this.file(serial);
-    const tmp = `${path}.${Deno.pid}.tmp`;
-    await Deno.writeTextFile(
-      tmp,
+    await privateDir(mfaDir(this.env));
+    await writeAtomic(
+      await this.file(serial),
       JSON.stringify({ hash: await sha256Hex(`${serial}\n${code}`), at: this.now() }),
       { mode: 0o600 },
     );
-    await Deno.rename(tmp, path);
   }
 }
 
-async function runMfaProcess(command: string, profile: string): Promise<string> {
-  const shell = Deno.build.os === "windows" ? ["cmd.exe", "/d", "/s", "/c"] : ["/bin/sh", "-c"];
-  let out;
-  try {
-    out = await new Deno.Command(shell[0], {
-      args: [...shell.slice(1), command],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "inherit",
-    }).output();
-  } catch (e) {
-    throw new StshError(
-      `mfa_process of profile '${profile}' could not start: ${(e as Error).message}`,
-    );
-  }
-  if (!out.success) {
-    throw new StshError(`mfa_process of profile '${profile}' failed with exit code ${out.code}.`);
-  }
-  return new TextDecoder().decode(out.stdout).trim();
+async function runMfaProcess(
+  command: string,
+  profile: string,
+  env?: Record<string, string>,
+): Promise<string> {
+  const out = await runHelper(command, {
+    what: `mfa_process of profile '${profile}'`,
+    env,
+    childEnv: env,
+    maxOutputBytes: 4096,
+  });
+  return out.trim();
 }
 
 function checkShape(code: string, from: string) {
@@ -121,7 +120,7 @@ export class CodeSource {
       if (this.tries > 1) throw new StshError(reason ?? "The MFA code was refused.");
       // A code just used (by another role a moment ago) is waited out, not sent again.
       for (let waited = 0;; waited += 5) {
-        const code = await runMfaProcess(this.req.mfaProcess, profile);
+        const code = await runMfaProcess(this.req.mfaProcess, profile, this.req.env);
         checkShape(code, `mfa_process of profile '${profile}'`);
         if (!(await this.guard.isReplay(serial, code))) return code;
         if (waited >= 35) {
@@ -136,6 +135,16 @@ export class CodeSource {
     if (!this.terminal) throw new MfaNeeded(serial, profile);
     const t = this.terminal;
     if (reason) t.write(`${reason}\n`);
+    await this.req.onAsk?.(true);
+    try {
+      return await this.ask(t);
+    } finally {
+      await this.req.onAsk?.(false);
+    }
+  }
+
+  private async ask(t: Terminal): Promise<string> {
+    const { serial, profile } = this.req;
     while (true) {
       t.write(`stsh: MFA code for ${profile} (${serial}): `);
       const code = (await t.readLine()).trim();

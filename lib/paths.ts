@@ -60,23 +60,101 @@ export const cacheDir = (env?: Record<string, string>) => join(stateDir(env), "c
 export const trustDir = (env?: Record<string, string>) => join(stateDir(env), "trust");
 export const mfaDir = (env?: Record<string, string>) => join(stateDir(env), "mfa");
 
+/** A leading `~/` means the home directory, as the SDK reads these variables (sts.md §5.1). */
+function homePath(p: string, env: Record<string, string>): string {
+  return p.startsWith("~/") ? join(homeDir(env), p.slice(2)) : p;
+}
+
 export function configFile(env = Deno.env.toObject()): string {
-  return env.AWS_CONFIG_FILE || join(homeDir(env), ".aws", "config");
+  return env.AWS_CONFIG_FILE
+    ? homePath(env.AWS_CONFIG_FILE, env)
+    : join(homeDir(env), ".aws", "config");
 }
 
 export function credentialsFile(env = Deno.env.toObject()): string {
-  return env.AWS_SHARED_CREDENTIALS_FILE || join(homeDir(env), ".aws", "credentials");
+  return env.AWS_SHARED_CREDENTIALS_FILE
+    ? homePath(env.AWS_SHARED_CREDENTIALS_FILE, env)
+    : join(homeDir(env), ".aws", "credentials");
 }
 
-/** Create a directory that only its owner can enter (0700); tighten one that is wider. */
+/**
+ * Create a directory that only its owner can enter (0700); tighten one that is wider. A link
+ * on the way (a state directory kept elsewhere) is followed, and where it leads is checked
+ * before anything is created there: a directory of yours, every directory above it yours or
+ * root's and not open to all (unless sticky, as /tmp) — whoever may rename an entry above
+ * could swap this directory for their own. Anything else is refused with the reason: stsh
+ * never keeps credentials where another user could read or swap them.
+ */
 export async function privateDir(path: string): Promise<void> {
-  await Deno.mkdir(path, { recursive: true, mode: 0o700 });
-  if (isWindows) return;
-  const st = await Deno.stat(path);
-  if (st.uid !== null && st.uid !== Deno.uid()) {
-    throw new StshError(`${path} belongs to another user; refusing to keep credentials there.`);
+  if (!isWindows) await checkAbove(path);
+  try {
+    await Deno.mkdir(path, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    // A dangling link, or a file in the way: say what is there.
+    if (!(e instanceof Deno.errors.AlreadyExists)) {
+      throw new StshError(`Cannot create ${path}: ${ioReason(e)}.`);
+    }
   }
-  if (st.mode !== null && (st.mode & 0o077) !== 0) await Deno.chmod(path, 0o700);
+  if (isWindows) return;
+  let real: string;
+  let st: Deno.FileInfo;
+  try {
+    real = await Deno.realPath(path);
+    st = await Deno.lstat(real);
+  } catch (e) {
+    throw new StshError(`Cannot use ${path}: ${ioReason(e)}.`);
+  }
+  const via = real === path ? "" : ` (a link to ${real})`;
+  if (!st.isDirectory) throw new StshError(`${path}${via} is not a directory.`);
+  if (st.uid !== null && st.uid !== Deno.uid()) {
+    throw new StshError(
+      `${path}${via} belongs to another user; refusing to keep credentials there.`,
+    );
+  }
+  if (st.mode !== null && (st.mode & 0o077) !== 0) await Deno.chmod(real, 0o700);
+}
+
+/** The nearest existing directory at or above `path`, resolved, and all above it: safe? */
+async function checkAbove(path: string): Promise<void> {
+  let at = path;
+  while (!(await Deno.lstat(at).then(() => true, () => false))) {
+    const up = dirname(at);
+    if (up === at) return;
+    at = up;
+  }
+  let real: string;
+  try {
+    real = await Deno.realPath(at);
+  } catch {
+    return; // a dangling link: mkdir says so
+  }
+  const via = real === at ? "" : ` (${at} is a link to ${real})`;
+  for (let d = real, last = ""; d !== last; last = d, d = dirname(d)) {
+    const st = await Deno.stat(d).catch(() => null);
+    if (!st?.isDirectory || st.mode === null || st.uid === null) continue;
+    const mine = st.uid === Deno.uid();
+    const itself = d === real && at === path;
+    if (itself && mine) continue; // its mode is tightened after
+    if (!mine && (itself || st.uid !== 0)) {
+      throw new StshError(
+        `${
+          itself ? path + via : `${path} is inside ${d}${via}, which`
+        } belongs to another user; refusing to keep credentials there.`,
+      );
+    }
+    if ((st.mode & 0o002) !== 0 && (st.mode & 0o1000) === 0) {
+      throw new StshError(
+        `${path} is inside ${d}${via}, which anyone may change; refusing to keep credentials there.`,
+      );
+    }
+  }
+}
+
+function ioReason(e: unknown): string {
+  if (e instanceof Deno.errors.NotADirectory) return "a file is in the way";
+  if (e instanceof Deno.errors.NotFound) return "a link leads nowhere, or a parent is missing";
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  return String((e as Error)?.message ?? e).replace(/\s*\(os error \d+\).*$/, "");
 }
 
 export async function sha256Hex(text: string): Promise<string> {
@@ -97,7 +175,8 @@ export function refreshMargin(env: Record<string, string> = Deno.env.toObject())
  * While it is unchanged, a profile's last session key can be reused without parsing.
  */
 export async function configStamp(env: Record<string, string>): Promise<string> {
-  const parts: string[] = [];
+  // "2": entries remembered under the old region rule (the source's region) do not match.
+  const parts: string[] = ["2"];
   // The key index (lib/secrets.ts) says which profiles have keys in a secret store.
   for (const f of [configFile(env), credentialsFile(env), join(stateDir(env), "keys.json")]) {
     const st = await Deno.stat(f).catch(() => null);

@@ -183,9 +183,11 @@ export function startServer(opts: ServerOptions): CredentialServer {
 
   const resolver = opts.resolver ?? (async (profile: string) => {
     const { resolve } = await import("./engine.ts");
-    const o: ResolveOptions = { env: opts.env, interactive: false };
-    // TODO(harden): pass the engine's "never wait for another process's lock" option here
-    // once it exists; until then the deadline below answers such a request in time.
+    // Not interactive: the engine gives up at once behind another terminal's MFA question
+    // (MfaNeeded), and waits a bounded few seconds behind a process at work (an AssumeRole
+    // in flight) — in the background: the deadline below answers the request in time
+    // ("not ready") and the next request gets the result.
+    const o: ResolveOptions = { env: opts.env, interactive: false, wait: "bounded" };
     return await resolve(profile, o);
   });
 

@@ -5,6 +5,7 @@
  */
 import type { Keys } from "./config.ts";
 import { MfaRefused, StshError } from "./errors.ts";
+import { readTextBounded, Unreadable } from "./fsafe.ts";
 
 export interface Issued {
   accessKeyId: string;
@@ -34,6 +35,17 @@ async function client(target: CallTarget, carriesCode: boolean) {
     credentials: target.credentials,
     // A retry would resend a used MFA code, which AWS refuses (sts.md §2.5).
     maxAttempts: carriesCode ? 1 : 3,
+    // Everything else the client would look up in the AWS files (for AWS_PROFILE, which is
+    // not the profile in use anyway) is said here: each lookup parses the whole config, and
+    // a config of 200 000 profiles takes seconds to parse, inside the call's deadline.
+    defaultsMode: "legacy",
+    retryMode: "standard",
+    useFipsEndpoint: false,
+    useDualstackEndpoint: false,
+    userAgentAppId: "",
+    authSchemePreference: [],
+    sigv4aSigningRegionSet: [],
+    disableClockSkewCorrection: false,
   });
 }
 
@@ -219,13 +231,35 @@ export async function assumeRole(
   return issued(out.Credentials, out.AssumedRoleUser?.Arn);
 }
 
-/** SSO, credential_process, web identity, instance/container roles: the SDK's providers. */
+/**
+ * SSO, web identity, instance/container roles: the SDK's providers, under a hard deadline
+ * (STSH_HELPER_TIMEOUT, as for helpers): a provider that hangs (a portal that never answers,
+ * a token file that is a FIFO) ends stsh's wait; the process exits soon after anyway.
+ */
 export async function sdkCredentials(
   profile: string,
   via: string,
   files: { configPath: string; credentialsPath: string },
+  timeoutMs = 60_000,
+  tokenFile?: string,
 ): Promise<Keys & { expiration?: Date }> {
+  if (tokenFile) {
+    // The SDK reads this file synchronously: a FIFO would block stsh for good (no deadline
+    // can fire), /dev/zero would fill the memory. It gets the bytes read here instead.
+    let token: string;
+    try {
+      token = await readTextBounded(tokenFile, { maxBytes: 256 * 1024, nonEmpty: true });
+    } catch (e) {
+      if (!(e instanceof Unreadable)) throw e;
+      throw new StshError(
+        `The web_identity_token_file of profile '${profile}': ${e.message}.`,
+      );
+    }
+    const { externalDataInterceptor } = await import("@smithy/shared-ini-file-loader");
+    externalDataInterceptor.interceptToken(tokenFile, token);
+  }
   const providers = await import("@aws-sdk/credential-providers");
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const provider = via === "Ec2InstanceMetadata"
       ? providers.fromInstanceMetadata({ timeout: 2000, maxRetries: 1 })
@@ -237,7 +271,21 @@ export async function sdkCredentials(
         configFilepath: files.configPath,
         ignoreCache: true,
       });
-    const c = await provider();
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new StshError(
+              `Getting credentials for profile '${profile}' (${via}) took longer than ${
+                timeoutMs / 1000
+              } s; gave up.`,
+              "STSH_HELPER_TIMEOUT sets the limit in seconds.",
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    const c = await Promise.race([provider(), late]);
     return {
       accessKeyId: c.accessKeyId,
       secretAccessKey: c.secretAccessKey,
@@ -245,9 +293,12 @@ export async function sdkCredentials(
       expiration: c.expiration,
     };
   } catch (e) {
+    if (e instanceof StshError) throw e;
     throw new StshError(
       `Could not get credentials for profile '${profile}' (${via}): ${(e as Error).message}`,
       via === "sso" ? `Run \`aws sso login --profile ${profile}\` first.` : undefined,
     );
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -7,11 +7,13 @@
  */
 import { Cancelled, StshError } from "./errors.ts";
 import { isWindows } from "./paths.ts";
+import { oneLine, visible } from "./text.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 export interface Terminal {
+  /** Write text; control characters in it (from names, ARNs, STS) are shown, not obeyed. */
   write(text: string): void;
   /** One line without its newline; Cancelled on Ctrl-C, Ctrl-D or end of input. */
   readLine(): Promise<string>;
@@ -33,7 +35,7 @@ class TtyTerminal implements Terminal {
   ) {}
 
   write(text: string) {
-    const bytes = enc.encode(text);
+    const bytes = enc.encode(visible(text));
     let done = 0;
     while (done < bytes.length) done += this.output.writeSync(bytes.subarray(done));
   }
@@ -112,7 +114,7 @@ class TtyTerminal implements Terminal {
 class ShTerminal implements Terminal {
   write(text: string) {
     new Deno.Command("/bin/sh", {
-      args: ["-c", 'printf "%s" "$1" > /dev/tty', "sh", text],
+      args: ["-c", 'printf "%s" "$1" > /dev/tty', "sh", visible(text)],
       stdin: "null",
       stdout: "null",
       stderr: "null",
@@ -216,7 +218,11 @@ export function paint(text: string, code: number, stream: { isTerminal(): boolea
   return `\x1b[${code}m${text}\x1b[0m`;
 }
 
-/** A notice for the person: stderr, which the hooks leave on the terminal. */
+/**
+ * A notice for the person: one line on stderr, which the hooks leave on the terminal. Text
+ * from the outside world in it (paths, profile names, ARNs, STS messages) cannot move the
+ * cursor, set a title or end the line: every control character is shown as an escape.
+ */
 export function notice(text: string): void {
-  Deno.stderr.writeSync(enc.encode(`${paint("stsh:", 2, Deno.stderr)} ${text}\n`));
+  Deno.stderr.writeSync(enc.encode(`${paint("stsh:", 2, Deno.stderr)} ${oneLine(text)}\n`));
 }

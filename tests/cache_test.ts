@@ -72,14 +72,23 @@ Deno.test("cache: the lock serialises holders and says when it waits", async () 
     const reader = child.stdout.getReader();
     await reader.read(); // "locked"
     reader.releaseLock();
+    const holders: unknown[] = [];
     const p = cache.withLock("k", () => {
       order.push("second");
       return Promise.resolve();
-    }, () => waited++);
+    }, {
+      label: "k",
+      poll: (h) => {
+        waited++;
+        holders.push(h);
+      },
+    });
     await p;
     await child.status;
     await child.stdout.cancel().catch(() => {});
-    assert.equal(waited, 1);
+    assert.ok(waited >= 1, "polled while the other process held it");
+    // That process wrote nothing into the lock file: nothing is known about it.
+    assert.deepEqual(new Set(holders), new Set([null]));
     assert.deepEqual(order, ["second"]);
   } finally {
     await sb.cleanup();
@@ -114,4 +123,66 @@ Deno.test("paths: join, dirname and resolve without node:path", () => {
   assert.equal(dirname("/a"), "/");
   assert.equal(resolvePath("x/../y", "/r"), "/r/y");
   assert.equal(resolvePath("/"), "/");
+});
+
+Deno.test("cache: a lock holder says who it is and when a person is asked, never more", async () => {
+  const sb = await sandbox();
+  try {
+    const a = new Cache(sb.env), b = new Cache(sb.env);
+    let release = () => {};
+    const held = new Promise<void>((r) => release = r);
+    let entered = () => {};
+    const inside = new Promise<void>((r) => entered = r);
+    const holding = a.withLock("k", async () => {
+      await a.nowDoing("question");
+      entered();
+      await held;
+    }, { label: "MFA session of 'me'", poll: () => {} });
+    await inside;
+    const seen: unknown[] = [];
+    await assert.rejects(
+      b.withLock("k", () => Promise.resolve(), {
+        label: "MFA session of 'me'",
+        poll: (h, waited) => {
+          seen.push({ h, waited });
+          throw new Error("gave up");
+        },
+      }),
+      /gave up/,
+    );
+    const { h, waited } = seen[0] as { h: Record<string, unknown>; waited: number };
+    assert.equal(waited, 0, "asked at once, before any wait");
+    assert.equal(h.pid, Deno.pid);
+    assert.equal(h.doing, "question");
+    assert.equal(h.label, "MFA session of 'me'");
+    assert.ok(!isNaN(Date.parse(h.since as string)));
+    release();
+    await holding;
+    // Released: the lock file says nothing any more.
+    assert.equal(await Deno.readTextFile(join(a.dir, "k.lock")), "");
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("cache: with no directory to lock in, the work is done without a lock", async () => {
+  const sb = await sandbox();
+  try {
+    await Deno.mkdir(sb.path(".aws/stsh"), { recursive: true });
+    await Deno.writeTextFile(sb.path(".aws/stsh/cache"), "a file in the way\n");
+    const cache = new Cache(sb.env);
+    const why: string[] = [];
+    const got = await cache.withLock("k", () => Promise.resolve(42), {
+      label: "x",
+      poll: () => assert.fail("nobody holds it"),
+      onNoLock: (w) => why.push(w),
+    });
+    assert.equal(got, 42);
+    assert.match(why.join(), /cache is not a directory/);
+    assert.equal(await cache.read("k"), null, "a miss, not an error");
+    assert.deepEqual(cache.warnings, []);
+    await assert.rejects(() => cache.write("k", session("p")), /cache is not a directory/);
+  } finally {
+    await sb.cleanup();
+  }
 });

@@ -270,7 +270,7 @@ Deno.test("stsh complete: subcommands, flags, --format values, shells and profil
     ]);
     assert.deepEqual(await c("stsh", "env", "l"), ["long"]);
     assert.deepEqual(await c("stsh", "env", "--format", "p"), ["powershell", "process"]);
-    assert.deepEqual(await c("stsh", "env", "--f"), ["--format"]);
+    assert.deepEqual(await c("stsh", "env", "--f"), ["--force", "--format"]);
     assert.deepEqual(await c("stsh", "exec", "--profile", "r"), ["robot"]);
     assert.deepEqual(await c("stsh", "init", ""), ["bash", "fish", "pwsh", "zsh"]);
     assert.deepEqual(await c("assume", ""), [

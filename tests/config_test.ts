@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { loadConfig, plan } from "../lib/config.ts";
-import { StshError } from "../lib/errors.ts";
+import { loadConfig, plan, REGION } from "../lib/config.ts";
+import { ConfigError, StshError } from "../lib/errors.ts";
 import { sandbox } from "./support/fixture.ts";
 
 const CONFIG = `
@@ -171,6 +171,74 @@ Deno.test("config: no config at all says where it looked", async () => {
       () => loadConfig(sb.env),
       /neither .*\.aws\/config nor .*credentials exists/,
     );
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("config: region names of every partition pass; anything else is a problem", () => {
+  for (
+    const r of [
+      "us-east-1",
+      "eu-west-3",
+      "ap-southeast-4",
+      "us-gov-west-1",
+      "cn-northwest-1",
+      "us-iso-east-1",
+      "us-isob-east-1",
+      "eu-isoe-west-1",
+      "il-central-1",
+      "mx-central-1",
+      "eusc-de-east-1",
+    ]
+  ) assert.match(r, REGION, r);
+  for (
+    const r of [
+      "",
+      "us-east",
+      "US-EAST-1",
+      "us east 1",
+      "us-east-1.evil.com",
+      "local",
+      "us-east-1\n",
+    ]
+  ) assert.doesNotMatch(r, REGION, JSON.stringify(r));
+});
+
+Deno.test("config: the exported region is the target's own; the calls' region may come from the chain", async () => {
+  const sb = await withConfig(CONFIG);
+  try {
+    const config = await loadConfig(sb.env);
+    const prod = plan(config, "prod", sb.env);
+    assert.equal(prod.exportRegion, undefined, "never the source profile's");
+    assert.equal(prod.region, "eu-west-1", "the calls still use the chain's");
+    assert.equal(plan(config, "me", sb.env).exportRegion, "eu-west-1");
+    const env = { ...sb.env, AWS_REGION: "ap-south-1" };
+    assert.equal(plan(config, "ci", env).region, "ap-south-1");
+    assert.equal(plan(config, "ci", env).exportRegion, undefined);
+  } finally {
+    await sb.cleanup();
+  }
+});
+
+Deno.test("config: problems belong to their profile; the files' keys are attributed", async () => {
+  const sb = await withConfig(
+    CONFIG + "\n[profile odd]\nrole_arn = arn:aws:iam::123456789012:role/x\nsource_profile = me\n" +
+      "external_id = a b\nregion = nowhere\n",
+    CREDENTIALS + "\n[odd]\nrole_session_name = x y\n",
+  );
+  try {
+    const config = await loadConfig(sb.env);
+    const odd = config.profiles.get("odd")!;
+    assert.deepEqual(odd.problems.map((p) => p.key), [
+      "region",
+      "role_session_name",
+      "external_id",
+    ]);
+    assert.match(odd.problems[1].message, /role_session_name in profile 'odd' \(.*credentials\)/);
+    assert.match(odd.problems[0].message, /region in profile 'odd' \(.*config\)/);
+    assert.equal(plan(config, "prod", sb.env).target.name, "prod");
+    assert.throws(() => plan(config, "odd", sb.env), ConfigError);
   } finally {
     await sb.cleanup();
   }

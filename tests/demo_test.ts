@@ -8,8 +8,14 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { Pty } from "./support/pty.ts";
 import { StsEmulator } from "../emulator/sts.ts";
-import { defaultShell, parseArgs } from "../demo/demo.ts";
-import { formatDuration, parseDuration, readOffset } from "../demo/stsh_demo.ts";
+import { banner, defaultShell, parseArgs } from "../demo/demo.ts";
+import {
+  formatDuration,
+  listAwsVariables,
+  moreSeconds,
+  parseDuration,
+  readOffset,
+} from "../demo/stsh_demo.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const HOME = Deno.env.get("HOME") ?? "/root";
@@ -98,6 +104,10 @@ const PROMPT: Record<string, RegExp> = {
   zsh: /^demo \d\d:\d\d .*%$/m,
   pwsh: /^demo \d\d:\d\d .*PS>$/m,
 };
+
+/** The code the demo shows below an open MFA question. */
+const HINT = /^stsh-demo: your authenticator app shows (\d{6}) \(for \d+ more seconds?\):/m;
+const HINT_G = new RegExp(HINT.source, "gm");
 
 const count = (text: string, re: RegExp) =>
   text.match(new RegExp(re.source, re.flags.replace("g", "") + "g"))?.length ?? 0;
@@ -216,20 +226,51 @@ async function walkThrough(shell: Shell, realHome: string) {
     const shared = (await t.run("printenv FAKETIME_SHARED")).trim().split(/\s+/);
     assert.equal(shared.length, 2, `FAKETIME_SHARED: ${shared}`);
 
-    // 1. The code the authenticator shows.
-    const first = /app shows: (\d{6})/.exec(await t.run("stsh-demo code"))?.[1];
-    assert.ok(first, "stsh-demo code printed a code");
+    // The banner's texts are in this shell's language, and what it suggests works here.
+    assert.ok(screen.includes(listAwsVariables(shell)), `${shell}: ${listAwsVariables(shell)}`);
+    if (shell === "pwsh") assert.doesNotMatch(screen, /printenv/);
+    assert.doesNotMatch(screen, /\b1 more seconds\b/);
 
-    // 2. cd into the dev project: the question, the code, credentials for dev.
+    // 1. The code the authenticator shows, and for how long ("1 more second", not "seconds").
+    const shown = await t.run("stsh-demo code");
+    const m = /app shows: (\d{6}) +\(for (\d+) more (seconds?); then a new one\)/.exec(shown);
+    assert.ok(m, `stsh-demo code: ${shown}`);
+    assert.equal(m[3], m[2] === "1" ? "second" : "seconds");
+
+    // 2. cd into the dev project: the question, and below it the code the app shows (stsh-demo
+    // code cannot run while the question is open). The code changes while the question is
+    // open (30 s pass: skipped from outside), and the demo shows the new one, which is typed.
     let n = await prompts();
     await type("cd ~/projects/dev-app");
     await question("dev");
+    screen = await t.waitFor(HINT, { timeoutMs: 10_000 });
+    assert.match(screen, /MFA code for dev \(.*\): *\nstsh-demo: your authenticator app shows/);
+    const before = [...screen.matchAll(HINT_G)].pop()![1];
+    const skipped = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        join(ROOT, "demo", "stsh_demo.ts"),
+        join(sandbox, "demo.json"),
+        "skip",
+        "30s",
+      ],
+      stdout: "null",
+      stderr: "inherit",
+    }).output();
+    assert.ok(skipped.success, "stsh_demo.ts skip 30s");
+    screen = await t.waitFor(/stsh-demo: now it shows (\d{6}) \(for \d+ more seconds?\):$/m, {
+      timeoutMs: 10_000,
+    });
+    const first = /stsh-demo: now it shows (\d{6})/.exec(screen)![1];
+    assert.notEqual(first, before, "a new code after 30 s");
     await t.send(first);
     await t.key("Enter");
-    await t.waitFor(/MFA code for dev \(/); // in any case, once answered
     await t.waitFor(PROMPT_LINE, { count: n + 1 });
     await t.waitFor(/^demo \d\d:\d\d \[dev \d+m\] ~\/projects\/dev-app/m); // the prompt shows it
     assert.equal((await t.run("printenv STSH_PROFILE")).trim(), "dev");
+    // What the banner suggests for the AWS_* variables shows them, in this shell.
+    assert.match(await t.run(listAwsVariables(shell)), /AWS_ACCESS_KEY_ID/);
 
     // 3. The AWS CLI, signing with what stsh exported, is the dev role.
     await whoami("arn:aws:sts::111111111111:assumed-role/developer/stsh-");
@@ -265,13 +306,16 @@ async function walkThrough(shell: Shell, realHome: string) {
 
     // 6. 12 hours later the MFA session has ended: the question again, with a fresh code
     // (a code is accepted once; the skip moved the clock, so the authenticator shows a new
-    // one, which `stsh-demo skip` prints).
+    // one, which `stsh-demo skip` prints, and the demo shows it below the question).
     n = await prompts();
     await type("stsh-demo skip 12h");
     await t.waitFor(/^12h later: it is \d\d:\d\d in the sandbox/m);
     screen = await question("prod");
-    const fresh = [...screen.matchAll(/app now shows: (\d{6})/g)].pop()?.[1];
-    assert.ok(fresh, "skip printed the code the authenticator shows now");
+    assert.match(screen, /app now shows: \d{6}/, "skip printed the code the app shows now");
+    // Below the question, its own line with the code (the second question, the second line).
+    screen = await t.waitFor(HINT, { timeoutMs: 10_000, count: 2 });
+    const fresh = [...screen.matchAll(HINT_G)].pop()?.[1];
+    assert.ok(fresh, "the demo showed the code below the question");
     await t.send(fresh);
     await t.key("Enter");
     await t.waitFor(/MFA code for prod \(/);
@@ -283,9 +327,11 @@ async function walkThrough(shell: Shell, realHome: string) {
     assert.equal(count(await t.screen(), /MFA code for/), 2);
 
     // 7. assume: pinned, from the cache, no question.
+    await t.run("stsh status"); // no question: no code shown either
     await t.run("assume prod");
     assert.match(await t.run("assume"), /^prod \(assumed\): \d+m left/m);
     assert.equal(count(await t.screen(), /MFA code for/), 2);
+    assert.equal(count(await t.screen(), /stsh-demo: your authenticator app shows/), 2);
 
     // 8. exit: the demo ends, the emulator stops, the sandbox goes.
     await t.send("exit");
@@ -336,6 +382,27 @@ Deno.test("demo: arguments, default shell, durations, the clock file", () => {
   assert.equal(formatDuration(90), "1m30s");
   assert.equal(readOffset("+3300\n"), 3300);
   assert.equal(readOffset(""), 0);
+  assert.equal(moreSeconds(1), "1 more second");
+  assert.equal(moreSeconds(17), "17 more seconds");
+  assert.equal(listAwsVariables("pwsh"), "Get-ChildItem Env:AWS_*");
+  assert.equal(listAwsVariables("zsh"), "printenv | grep ^AWS_");
+  // The banner: each shell's own commands, and no line wider than 80 columns.
+  for (const shell of ["bash", "zsh", "pwsh"] as const) {
+    for (const [faketime, aws] of [[true, true], [false, false]]) {
+      const text = banner({
+        shell,
+        sandbox: "/tmp/stsh-demo-0123456789abcdef",
+        url: "http://127.0.0.1:45678",
+        faketime,
+        aws,
+        color: false,
+      });
+      const wide = text.split("\n").filter((l) => l.length > 80);
+      assert.deepEqual(wide, [], `${shell}: lines over 80 columns`);
+      assert.ok(text.includes(listAwsVariables(shell)));
+      assert.equal(text.includes("printenv"), shell !== "pwsh", shell);
+    }
+  }
 });
 
 Deno.test({
@@ -379,7 +446,14 @@ Deno.test({
       assert.equal(r.text.match(/app shows: (\d{6})/)?.[1], await emu.code(user));
       r = await run(["whoami"], { AWS_ACCESS_KEY_ID: "ASIAEXAMPLE" });
       assert.equal(r.code, 1);
-      assert.match(r.text, /the AWS CLI is not installed/);
+      assert.match(r.text, /the AWS CLI is not installed.*`printenv \| grep \^AWS_`/s);
+      await Deno.writeTextFile(
+        state,
+        JSON.stringify({ url: emu.url, serial: user.mfaSerial, clockFile, aws: "", shell: "pwsh" }),
+      );
+      r = await run(["whoami"], { AWS_ACCESS_KEY_ID: "ASIAEXAMPLE" });
+      assert.match(r.text, /`Get-ChildItem Env:AWS_\*` shows what stsh set/);
+      assert.doesNotMatch(r.text, /printenv/);
       r = await run(["whoami"], { AWS_ACCESS_KEY_ID: "" });
       assert.match(r.text, /No AWS credentials in this shell yet/);
       r = await run(["frob"]);

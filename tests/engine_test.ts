@@ -77,7 +77,19 @@ Deno.test("eight concurrent resolves on an empty cache: one GetSessionToken, one
     assert.equal(w.emu.counts.GetSessionToken, 1);
     assert.equal(w.emu.counts.AssumeRole, 1);
     assert.equal(await w.codeRequests(), 1);
-    assert.ok(runs.some((r) => /waiting for MFA in another terminal/.test(r.stderr)));
+    // Those that waited said on whom, once: "waiting for another stsh (pid 42, since …) getting
+    // the role 'a'…".
+    const waits = runs.map((r) => r.stderr.match(/waiting for .*/g) ?? []);
+    assert.ok(waits.some((w) => w.length > 0), "someone waited");
+    for (const w of waits) {
+      assert.ok(w.length <= 1, w.join("\n"));
+      for (const line of w) {
+        assert.match(
+          line,
+          /^waiting for another stsh( \(pid \d+, since [\d:]+\) getting|, which holds) the role 'a'…$/,
+        );
+      }
+    }
   } finally {
     await w.close();
   }

@@ -179,9 +179,12 @@ Deno.test({
       await w.primeCode();
       const job = ["python3", JOB, "--endpoint-url", w.emu.url, "--seconds", "20"];
       // Both at once: one resolve asks (mfa_process), the other waits for it and reuses it.
+      // Profile a has no region of its own, so stsh leaves the person's alone (the AWS CLI's
+      // rule); boto3 reads AWS_DEFAULT_REGION.
+      const region = { env: { AWS_DEFAULT_REGION: "us-east-1" } };
       const [served, keys] = await Promise.all([
-        w.run(["exec", "a", "--", ...job]),
-        w.run(["exec", "--env", "a", "--", ...job]),
+        w.run(["exec", "a", "--", ...job], region),
+        w.run(["exec", "--env", "a", "--", ...job], region),
       ]);
       const s = JSON.parse(served.stdout), k = JSON.parse(keys.stdout);
       assert.equal(served.code, 0, `${served.stdout}\n${served.stderr}`);
