@@ -5,7 +5,7 @@
  * with what to do about it. It only reads: no STS call, no keyring call, no prompt.
  */
 import meta from "../deno.json" with { type: "json" };
-import { describe, loadConfig } from "./config.ts";
+import { describe, loadConfig, profileProblems } from "./config.ts";
 import { StshError } from "./errors.ts";
 import { checkRegular, Unreadable } from "./fsafe.ts";
 import { keysWhere } from "./keys.ts";
@@ -50,12 +50,14 @@ export async function diagnose(env: Record<string, string>): Promise<Finding[]> 
     const config = await loadConfig(env);
     const names = [...config.profiles.keys()].sort();
     profiles = names.length;
+    const problems = new Map(profileProblems(config, env).map((p) => [p.profile, p.message]));
     for (const name of names) {
-      const d = describe(config, name, env);
-      if (d.kind.startsWith("broken: ")) {
-        add("FAIL", `profile '${name}': ${d.kind.slice("broken: ".length)}`);
+      const problem = problems.get(name);
+      if (problem) {
+        add("FAIL", `profile '${name}': ${problem}`);
         continue;
       }
+      const d = describe(config, name, env);
       const parts = [d.kind];
       if (d.role) parts.push(d.role);
       if (d.mfa) parts.push(`MFA ${d.mfa}`);

@@ -213,10 +213,13 @@ class Resolver {
   ): Promise<Session> {
     const quick = await this.cache.read(key);
     if (quick && this.fresh(quick)) {
-      this.log(`cache hit: ${label} until ${quick.expiration}`);
+      this.log(`cache hit: ${label} until ${quick.expiration} (${this.cache.file(key)})`);
       this.lastKey = key;
       return quick;
     }
+    this.log(
+      `cache ${quick ? `has an expiring ${label} (until ${quick.expiration})` : `miss: ${label}`}`,
+    );
     const s = await this.cache.withLock(key, async () => {
       const again = await this.cache.read(key);
       if (again && this.fresh(again)) {
@@ -224,7 +227,11 @@ class Resolver {
         return again;
       }
       this.log(`minting: ${label}`);
+      const t0 = performance.now();
       const s = await mint();
+      this.log(
+        `minted ${label} in ${ms(t0)}, until ${s.expiration}${s.arn ? ` as ${s.arn}` : ""}`,
+      );
       // Refused now, not cached and refused at every later use.
       checkCredentials(
         {
@@ -236,6 +243,7 @@ class Resolver {
       );
       try {
         await this.cache.write(key, s);
+        this.log(`saved ${label}: ${this.cache.file(key)}`);
       } catch (e) {
         this.unsaved.add(reason(e));
       }
@@ -546,13 +554,44 @@ export async function processCredentials(
 }
 
 /** Credentials for `profile`, with as few MFA prompts as AWS allows. */
+/** What a plan is, in one line for --debug: never a secret (the key id is masked). */
+function describePlan(pl: Plan): string {
+  const b = pl.base;
+  const base = b.kind === "keys"
+    ? `keys of '${b.profile.name}' (${b.keys.accessKeyId.slice(0, 4)}…${
+      b.keys.accessKeyId.slice(-4)
+    }${b.keys.keyring ? `, in ${b.keys.keyring}` : ""}${b.keys.sessionToken ? ", session" : ""})`
+    : b.kind === "environment"
+    ? "the environment's keys"
+    : b.kind === "process"
+    ? `credential_process of '${b.profile.name}'`
+    : `${b.via} of '${b.profile.name}'`;
+  const roles = pl.roles.map((r) => `${r.name} (${r.roleArn})`).join(" -> ");
+  return `plan for '${pl.target.name}': ${base}${roles ? ` -> ${roles}` : ""}; MFA ${
+    pl.mfaSerial ?? "none"
+  }${pl.mfaProcess ? " via mfa_process" : ""}; STS ${pl.endpoint} in ${pl.region}; exports region ${
+    pl.exportRegion ?? "(none: yours is left alone)"
+  }`;
+}
+
+const ms = (t0: number) => `${(performance.now() - t0).toFixed(0)} ms`;
+
 export async function resolve(profile: string, opts: ResolveOptions): Promise<Credentials> {
+  const t0 = performance.now();
   const env = opts.env ?? Deno.env.toObject();
+  const log = opts.log ?? (() => {});
   const config = opts.config ?? await loadConfig(env);
+  log(
+    `config: ${config.configPath}, credentials: ${config.credentialsPath} (${config.profiles.size} profiles${
+      opts.config ? "" : `, read in ${ms(t0)}`
+    })`,
+  );
   const pl = plan(config, profile, env);
+  log(describePlan(pl));
   const r = new Resolver(pl, config, { ...opts, env });
   try {
     const creds = await r.run();
+    log(`resolved '${profile}' in ${ms(t0)}`);
     // Keys-based chains depend only on the files and env in the stamp: remember the result.
     if (pl.base.kind === "keys" && r.lastKey && !opts.noSession && !pl.base.keys.sessionToken) {
       try {

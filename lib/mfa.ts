@@ -11,6 +11,8 @@ import { runHelper } from "./proc.ts";
 import { notice, openTerminal, type Terminal } from "./tty.ts";
 
 export const REPLAY_WINDOW_MS = 90_000;
+/** How many codes a person may type for one resolve (a refused code costs a try). */
+const MAX_TRIES = 3;
 const SIX_DIGITS = /^\d{6}$/;
 
 export interface CodeRequest {
@@ -99,7 +101,7 @@ export class CodeSource {
 
   /** How many times may a wrong code be corrected? Only a person can correct one. */
   get canRetry(): boolean {
-    return !this.req.tokenCode && !this.req.mfaProcess && this.tries < 3;
+    return !this.req.tokenCode && !this.req.mfaProcess && this.tries < MAX_TRIES;
   }
 
   async next(reason?: string): Promise<string> {
@@ -134,7 +136,8 @@ export class CodeSource {
     this.terminal ??= openTerminal();
     if (!this.terminal) throw new MfaNeeded(serial, profile);
     const t = this.terminal;
-    if (reason) t.write(`${reason}\n`);
+    // Between tries: AWS's reason, and how many tries this is (only refused codes count).
+    if (reason) t.write(`stsh: ${reason} Try ${this.tries} of ${MAX_TRIES}.\n`);
     await this.req.onAsk?.(true);
     try {
       return await this.ask(t);
@@ -150,12 +153,12 @@ export class CodeSource {
       const code = (await t.readLine()).trim();
       if (code === "") throw new Cancelled();
       if (!SIX_DIGITS.test(code)) {
-        t.write("That is not six digits; type the code your authenticator shows.\n");
+        t.write("stsh: that is not six digits; type the code your authenticator shows.\n");
         continue;
       }
       if (await this.guard.isReplay(serial, code)) {
         t.write(
-          "That code was just used, and AWS accepts a code only once: wait for the next one.\n",
+          "stsh: that code was just used, and AWS accepts a code only once: wait for the next one.\n",
         );
         continue;
       }

@@ -83,7 +83,9 @@ export function explain(
     return err;
   };
   if (/invalid MFA one time pass code/i.test(msg)) {
-    const text = `${what}: AWS refused the MFA code (wrong, expired or already used).`;
+    // AWS's own words too: they are what a search or a support case will need.
+    const text =
+      `${what}: AWS refused the MFA code (wrong, expired or already used): "${msg.trim()}"`;
     const hint = "Wait for the next code and try again.";
     return say(text, hint, new MfaRefused(text, hint));
   }

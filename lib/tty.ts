@@ -122,35 +122,15 @@ class ShTerminal implements Terminal {
   }
 
   async readLine(): Promise<string> {
-    const child = new Deno.Command("/bin/sh", {
-      args: ["-c", 'IFS= read -r line < /dev/tty && printf "%s" "$line"'],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-    // Ctrl-C reaches the whole foreground process group: the shell reading the line dies
-    // of it, and this process, listening, turns it into a clean exit 130.
-    let interrupted = false;
-    const onInt = () => {
-      interrupted = true;
-      try {
-        child.kill("SIGINT");
-      } catch { /* already gone */ }
-    };
-    Deno.addSignalListener("SIGINT", onInt);
     try {
-      const out = await child.output();
-      if (interrupted || !out.success) {
-        this.write("\n");
-        throw new Cancelled();
-      }
-      return dec.decode(out.stdout);
-    } finally {
-      Deno.removeSignalListener("SIGINT", onInt);
+      return await this.read('IFS= read -r line < /dev/tty && printf "%s" "$line"', []);
+    } catch (e) {
+      this.write("\n"); // the line the question was on ends here
+      throw e;
     }
   }
 
-  async readSecret(prompt: string): Promise<string> {
+  readSecret(prompt: string): Promise<string> {
     // Echo off on the terminal itself, then the prompt, and back to exactly the settings it
     // had — also when Ctrl-C ends the read (the trap), so the person is never left typing
     // blind.
@@ -158,8 +138,17 @@ class ShTerminal implements Terminal {
       'trap \'stty "$s" <&3; printf "\\n" >/dev/tty; exit 130\' INT TERM HUP; ' +
       'stty -echo <&3 || exit 1; printf "%s" "$1" >/dev/tty; IFS= read -r line <&3; rc=$?; ' +
       'stty "$s" <&3; printf "\\n" >/dev/tty; [ "$rc" -eq 0 ] && printf "%s" "$line"';
+    return this.read(script, [prompt]);
+  }
+
+  /**
+   * A line read by `script` through /bin/sh on the terminal. Ctrl-C reaches the whole
+   * foreground process group: the shell reading the line dies of it, and this process,
+   * listening, turns it into Cancelled (a clean exit 130).
+   */
+  private async read(script: string, args: string[]): Promise<string> {
     const child = new Deno.Command("/bin/sh", {
-      args: ["-c", script, "sh", prompt],
+      args: ["-c", script, "sh", ...args],
       stdin: "null",
       stdout: "piped",
       stderr: "null",

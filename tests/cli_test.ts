@@ -225,7 +225,21 @@ Deno.test("AWS CLI habits: --profile anywhere, --debug after the command, exec t
     assert.match(JSON.parse(eq.stdout).Arn, /assumed-role\/b\//);
     const dbg = await w.run(["env", "a", "--debug"]);
     assert.equal(dbg.code, 0, dbg.stderr);
-    assert.match(dbg.stderr, /stsh: debug: /);
+    // What a person debugging needs: files read, the plan, endpoint, cache file, timings.
+    assert.match(
+      dbg.stderr,
+      /^stsh: debug: config: \S+\/\.aws\/config, credentials: \S+ \(\d+ profiles/m,
+    );
+    assert.match(
+      dbg.stderr,
+      /^stsh: debug: plan for 'a': keys of 'me' \(AKIA…\w{4}\) -> a \(arn:aws:iam::\d{12}:role\/a\); MFA arn:\S+ via mfa_process; STS http:\/\/127\.0\.0\.1:\d+ in us-east-1/m,
+    );
+    assert.match(
+      dbg.stderr,
+      /^stsh: debug: cache hit: role 'a' until \S+ \(\S+\/cache\/[0-9a-f]{40}\.json\)$/m,
+    );
+    assert.match(dbg.stderr, /^stsh: debug: resolved 'a' in \d+ ms$/m);
+    assertNoSecrets(dbg.stderr, w.alice.secretAccessKey, w.alice.accessKeyId);
     assertNoSecrets(dbg.stderr, JSON.parse(byName.stdout).SecretAccessKey);
     const two = await w.run(["env", "a", "--profile", "b"]);
     assert.equal(two.code, 2);
@@ -329,7 +343,11 @@ Deno.test("a refused code is asked again with AWS's reason; a wrong device is no
     );
     assert.match(r.stdout, /rc=0/);
     assert.equal(r.stdout.match(/MFA code for a /g)?.length, 2);
-    assert.match(r.stdout, /AWS refused the MFA code \(wrong, expired or already used\)/);
+    // Between tries: the stsh prefix, AWS's own reason, and which try this is.
+    assert.match(
+      r.stdout,
+      /stsh: GetSessionToken for 'me': AWS refused the MFA code \(wrong, expired or already used\): "MultiFactorAuthentication failed with invalid MFA one time pass code\.?" Try 2 of 3\./,
+    );
     assert.match(await Deno.readTextFile(w.sb.path("out.txt")), /^export AWS_ACCESS_KEY_ID='ASIA/m);
 
     await Deno.writeTextFile(
