@@ -152,7 +152,8 @@ end
 # tokenizer (`read --tokenize`: quotes and escapes undone, nothing expanded, nothing run), and
 # a record is applied only when it has exactly one of these shapes and its name is in the
 # allow list. Nothing of it is ever evaluated. Only the global scope is touched: a universal
-# variable is never erased or changed.
+# variable is never erased or changed (fish has no way to hide an exported one from programs
+# but erasing it, in every session at once).
 function __stsh_apply
     for line in $argv
         set -l w
@@ -168,6 +169,12 @@ function __stsh_apply
                     set -g __stsh_prev
                 else if contains -- $w[3] $__stsh_names
                     set -e -g $w[3]
+                    # A universal variable (shared by every fish, kept on disk) is never erased:
+                    # say once that programs still see it.
+                    if set -qU $w[3]; and not contains -- $w[3] $__stsh_uwarned
+                        set -ga __stsh_uwarned $w[3]
+                        printf '%s\n' "stsh: $w[3] is a universal variable (set -U), left as it is: programs still see it while stsh credentials are set." >&2
+                    end
                 end
         end
     end
@@ -345,6 +352,7 @@ complete -c assume -f -a '(__stsh_complete assume)'
 
 # State is set up once per shell: sourcing this file again keeps what the hook knows.
 set -g __stsh_rc 0
+set -q __stsh_uwarned; or set -g __stsh_uwarned
 set -q __stsh_key; or __stsh_reset
 # The saved values live in this shell only (an older stsh exported them: take them back).
 set -q __stsh_prev; or set -g __stsh_prev $STSH_PREV
