@@ -491,6 +491,8 @@ fishTest(
           await f.t.run('echo "st=$status seen=$__seen"'),
           `st=${r.code} seen=${r.code} ${r.code}`,
         );
+        // fish did not cancel the hook when the signal came: it saw the program end.
+        assert.equal(await f.t.run("echo $__stsh_rc"), "130");
         await f.enter();
         await f.enter("true");
         assert.equal(await f.t.run("echo alive"), "alive");
