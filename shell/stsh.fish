@@ -94,7 +94,7 @@ function __stsh_odd_key
     set -g __stsh_k ''
     set -q __stsh_tagfile[1]; or return
     set -l c $__stsh_marker
-    if test -f $__stsh_tagfile -a -s $__stsh_tagfile -a -O $__stsh_tagfile
+    if test -f $__stsh_tagfile -a -s $__stsh_tagfile -a -O $__stsh_tagfile -a -r $__stsh_tagfile
         read -z -n 257 c <$__stsh_tagfile
     end
     set -g __stsh_k "$__stsh_root"\n"$c"
@@ -141,10 +141,15 @@ end
 # set (or STSH_EXPIRES is not digits, which is then ignored rather than fed to arithmetic).
 function __stsh_prepare --on-variable STSH_EXPIRES --on-variable STSH_REFRESH_MARGIN
     set -g __stsh_deadline
+    set -g __stsh_edeadline
     string match -qr '^[0-9]{1,12}$' -- "$STSH_EXPIRES"; or return
     set -l margin 600
     string match -qr '^[0-9]{1,12}$' -- "$STSH_REFRESH_MARGIN"; and set margin $STSH_REFRESH_MARGIN
-    set -g __stsh_deadline (math "$STSH_EXPIRES - $margin - $__stsh_boot")
+    if set -q __stsh_uptime[1]
+        set -g __stsh_deadline (math "$STSH_EXPIRES - $margin - $__stsh_boot")
+    else
+        set -g __stsh_edeadline (math "$STSH_EXPIRES - $margin")
+    end
 end
 
 # Apply a change set: one record per line, `set -gx NAME 'value'`, `set -e NAME`,
@@ -210,48 +215,58 @@ end
 # prompt function (where a theme shows $STSH_PROFILE), and restores $status and $pipestatus
 # after them by itself. The common path is inline, without function calls.
 function __stsh_prompt --on-event fish_prompt
+    # Every statement counts here (each costs microseconds in fish), so the unchanged prompt
+    # takes the fewest: no local declared (what it sets are its own globals: a plain `set` or
+    # `read` would change a user's global of the same name), each test in the order that
+    # returns soonest.
+
     # 1. Walk up only when the directory changed.
     set -q __stsh_dirty[1]; and __stsh_find
 
     # 2. The key: root + "\n" + the tag's content, read by the shell only when it can be a tag
-    # (a regular file after links, non-empty — which excludes /proc files — and ours), and
-    # never more than 257 characters (a NUL ends it). Read on every prompt: fish has no file
-    # test that would notice an edit within the same second, and the read is cheap.
-    set -l key ''
+    # (after links: non-empty, which excludes FIFOs, devices, sockets and /proc files; ours;
+    # readable, or fish would warn on every prompt), never more than 257 characters (a NUL
+    # ends it). (No -f, which would cost another stat here: the one other kind it excludes, a
+    # directory that replaced the tag, is opened harmlessly and the read fails at once,
+    # silently.) Read on every prompt: fish has no file test that would notice an edit within
+    # the same second, and the read is cheap. No tag: the key is empty.
     if set -q __stsh_tagfile[1]
-        if test -f $__stsh_tagfile -a -s $__stsh_tagfile -a -O $__stsh_tagfile
-            read -z -n 257 key <$__stsh_tagfile
-            set key "$__stsh_root"\n"$key"
+        if test -s $__stsh_tagfile -a -O $__stsh_tagfile -a -r $__stsh_tagfile
+            read -g -z -n 257 __stsh_k <$__stsh_tagfile
+            set -g __stsh_k "$__stsh_root"\n"$__stsh_k"
         else
             __stsh_odd_key
-            set key $__stsh_k
         end
+    else
+        set -g __stsh_k ''
     end
 
-    # 3. Near expiry? Only while credentials are set (the deadline follows STSH_EXPIRES).
-    set -l near
-    if set -q __stsh_deadline[1]
-        set -l now
-        if set -q __stsh_uptime[1]
-            read now _ </proc/uptime
+    # 3. Return at once when the key is unchanged (or an `assume` pins the profile) and no
+    # credentials are set, or they are not near expiry (the deadline follows STSH_EXPIRES), or
+    # that expiry was tried already.
+    if test "$__stsh_k" = "$__stsh_key"; or test "$STSH_PINNED" = 1
+        if set -q __stsh_deadline[1]
+            read -g __stsh_up __stsh_rest </proc/uptime
+            test $__stsh_up -lt $__stsh_deadline; and return
+        else if set -q __stsh_edeadline[1]
+            test (__stsh_now) -lt $__stsh_edeadline; and return
         else
-            set now (__stsh_now)
-        end
-        test "$now" -ge $__stsh_deadline; and set near 1
-    end
-
-    # Return at once unless the key changed (ignored while an `assume` pins the profile) or the
-    # credentials are near expiry and that expiry was not tried yet.
-    if test "$STSH_PINNED" = 1; or test "$key" = "$__stsh_key"
-        if test -z "$near"; or test "$STSH_EXPIRES" = "$__stsh_tried"
             return
         end
+        test "$STSH_EXPIRES" = "$__stsh_tried"; and return
     end
-    __stsh_run "$key" "$near"
+    __stsh_run "$__stsh_k"
 end
 
 # The slow path: record the attempt, say why (STSH_DEBUG=1), run the binary.
-function __stsh_run --argument-names key near
+function __stsh_run --argument-names key
+    set -l near
+    if set -q __stsh_deadline[1]
+        read -l up rest </proc/uptime
+        test $up -lt $__stsh_deadline; or set near 1
+    else if set -q __stsh_edeadline[1]
+        test (__stsh_now) -lt $__stsh_edeadline; or set near 1
+    end
     if test "$STSH_DEBUG" = 1
         set -l why 'the tag or directory changed'
         if test "$STSH_PINNED" = 1

@@ -370,6 +370,52 @@ fishTest("the change set is applied as data, exactly, and only for allowed names
   }
 });
 
+fishTest(
+  "a tag its owner cannot read is never opened (fish would warn at every prompt)",
+  async () => {
+    // Only as another user: root reads any file. Tests run as root here; setpriv switches.
+    const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => Deno.statSync(p).isFile);
+    if (Deno.uid() !== 0 || !setpriv) return;
+    const dir = await Deno.makeTempDir({ prefix: "stsh-fish-perm-" });
+    try {
+      await Deno.chmod(dir, 0o777);
+      const src = await Deno.readTextFile(`${ROOT}shell/stsh.fish`);
+      // The program: /bin/true, which prints an empty change set.
+      await Deno.writeTextFile(
+        `${dir}/init.fish`,
+        src.replaceAll("@STSH_BIN@", "/bin/true").replaceAll("@STSH_MODE@", ""),
+      );
+      await Deno.mkdir(`${dir}/t`, { mode: 0o777 });
+      await Deno.chmod(`${dir}/t`, 0o777);
+      await Deno.writeTextFile(`${dir}/t/.aws-profile`, "dev\n", { mode: 0o000 });
+      await Deno.chown(`${dir}/t/.aws-profile`, 65534, 65534);
+      await Deno.chmod(`${dir}/t/.aws-profile`, 0o000);
+      const out = await new Deno.Command(setpriv, {
+        args: [
+          "--reuid=65534",
+          "--regid=65534",
+          "--clear-groups",
+          FISH!,
+          "--no-config",
+          "-c",
+          `source ${fq(`${dir}/init.fish`)}; __stsh_prompt; __stsh_prompt; ` +
+          `test "$__stsh_key" = "$PWD"\\n"$__stsh_marker"; and echo marker`,
+        ],
+        cwd: `${dir}/t`,
+        clearEnv: true,
+        env: { HOME: dir, PATH: "/usr/bin:/bin", LANG: "C.UTF-8" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(dec.decode(out.stderr), "");
+      assert.equal(dec.decode(out.stdout), "marker\n");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
 fishTest("without a terminal the hook never asks: status 4 is left at that", async () => {
   const f = await Fake.start({ scenario: "HOOK_STATUS=4\n" });
   await f.t.close();
