@@ -56,31 +56,32 @@ function __stsh_chpwd --on-variable PWD
     set -g __stsh_dirty 1
 end
 
-# Walk up the logical $PWD to the nearest entry named .aws-profile that is not a directory
+# The nearest entry named .aws-profile that is not a directory, on the logical $PWD or above
 # (no process, nothing opened): a FIFO or a dangling link there is the binary's to refuse
-# (once, with a reason), never opened here and never skipped for a tag above it.
-# $PWD is split by `read` on "/" rather than by a command substitution, which would also
-# split a directory name at a newline.
+# (once, with a reason), never opened here and never skipped for a tag above it. $PWD is
+# split by `read` on "/" rather than by a command substitution, which would also split a
+# directory name at a newline. The walk goes down from "/" (two statements per level, no
+# list of parents to build first); the last entry found is the nearest.
 function __stsh_find
     set -g __stsh_dirty
-    set -g __stsh_tagfile
     set -g __stsh_root
-    set -l parts
-    printf '%s' $PWD | read -z -d / -a parts
-    set -l dirs ''
-    set -l d ''
-    for p in $parts[2..-1]
-        test -n "$p"; or continue
-        set d "$d/$p"
-        set -p dirs "$d"
-    end
-    for d in $dirs
-        if test -L "$d/.aws-profile"; or test -e "$d/.aws-profile" -a ! -d "$d/.aws-profile"
-            set -g __stsh_tagfile "$d/.aws-profile"
-            set -g __stsh_root "$d"
-            test -n "$d"; or set -g __stsh_root /
-            return 0
+    test -L /.aws-profile -o -e /.aws-profile -a ! -d /.aws-profile; and set -g __stsh_root /
+    if test "$PWD" != /
+        set -l parts
+        printf '%s' $PWD | read -z -d / -a parts
+        set -l d ''
+        for p in $parts[2..-1]
+            set d "$d/$p"
+            test -L "$d/.aws-profile" -o -e "$d/.aws-profile" -a ! -d "$d/.aws-profile"
+            and set -g __stsh_root $d
         end
+    end
+    if test "$__stsh_root" = /
+        set -g __stsh_tagfile /.aws-profile
+    else if set -q __stsh_root[1]
+        set -g __stsh_tagfile "$__stsh_root/.aws-profile"
+    else
+        set -g __stsh_tagfile
     end
 end
 

@@ -506,6 +506,18 @@ fishTest(
   },
 );
 
+fishTest("the walk follows the logical directory, as the binary does", async () => {
+  await fake({}, async (f) => {
+    // proj/lnk is a link to plain: logically inside the tagged tree, physically not.
+    await Deno.symlink(`${f.work}/plain`, `${f.work}/proj/lnk`);
+    await f.t.run(`cd ${fq(`${f.work}/proj/lnk`)}`);
+    assert.equal(await f.child("STSH_PROFILE"), "dev");
+    assert.equal(await f.child("STSH_ROOT"), `${f.work}/proj`);
+    await f.t.run("cd ..");
+    assert.deepEqual(await f.calls(), ["hook fish"]);
+  });
+});
+
 fishTest(
   "Ctrl-C at the question: status kept, nothing set, not asked again, editor intact",
   async () => {
