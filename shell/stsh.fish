@@ -85,7 +85,7 @@ function __stsh_find
     end
 end
 
-# The key when the tag entry is not a regular, non-empty file of ours (the prompt handles that
+# The key when the tag entry is not a non-empty, readable file of ours (the prompt handles that
 # common case inline): gone (walk again from $PWD), or one the binary must refuse (a marker,
 # and the file is never opened). Sets __stsh_k.
 function __stsh_odd_key
@@ -105,12 +105,12 @@ end
 # /proc/uptime, read by the prompt itself (no process, no function call), and the deadline is
 # kept in that unit: epoch seconds - __stsh_boot, the boot time. At load that is /proc/stat's
 # `btime` (whole seconds: the clock then runs up to 1 s late, never early); each run of the
-# binary sets it to the hundredth (one `date`, on that slow path only). Elsewhere __stsh_now
-# gives epoch seconds and __stsh_boot is 0.
+# binary sets it to the hundredth (one `date`, on that slow path only). Elsewhere the deadline
+# is kept in epoch seconds (__stsh_edeadline) and __stsh_now tells the time.
 set -g __stsh_uptime
 set -g __stsh_boot 0
 if test -r /proc/uptime -a -r /proc/stat
-    read -l up _ </proc/uptime
+    read -l up rest </proc/uptime
     and string match -qr '^[0-9]+(\.[0-9]+)?$' -- "$up"
     and set -l bt (string match -r '^btime [0-9]+$' </proc/stat | string replace 'btime ' '')
     and set __stsh_boot $bt
@@ -118,7 +118,7 @@ if test -r /proc/uptime -a -r /proc/stat
 end
 function __stsh_calibrate
     set -l t (command date +%s.%N 2>/dev/null)
-    read -l up _ </proc/uptime
+    read -l up rest </proc/uptime
     if string match -qr '^[0-9]+\.[0-9]+$' -- "$t"; and string match -qr '^[0-9]+(\.[0-9]+)?$' -- "$up"
         # `date` ran before the uptime was read: the boot time comes out a little early, and
         # the clock a little late, never early (an early call would be wasted and marked as
@@ -179,7 +179,8 @@ function __stsh_apply
                     # say once that programs still see it.
                     if set -qU $w[3]; and not contains -- $w[3] $__stsh_uwarned
                         set -ga __stsh_uwarned $w[3]
-                        printf '%s\n' "stsh: $w[3] is a universal variable (set -U), left as it is: programs still see it while stsh credentials are set." >&2
+                        printf 'stsh: %s is a universal variable (set -U), left as it is: %s\n' \
+                            $w[3] 'programs still see it while stsh credentials are set.' >&2
                     end
                 end
         end
@@ -189,8 +190,6 @@ end
 # Run `stsh hook fish MODE ARGS…` with stdout captured, apply the change set, and put the exit
 # status in __stsh_rc.
 function __stsh_call
-    # The user's saved values go to this one process only: __stsh_prev is not exported.
-    set -lx STSH_PREV $__stsh_prev
     # Ctrl-C: a handler for INT makes fish leave this function running, so the program ends
     # the question itself (it exits 130) and the rest below still runs.
     function __stsh_on_int --on-signal INT
@@ -202,7 +201,13 @@ function __stsh_call
         set tty (command stty -g </dev/tty 2>/dev/null)
         and command stty icanon iexten echo icrnl </dev/tty 2>/dev/null
     end
-    set -l out (__stsh_bin hook fish $__stsh_mode $argv)
+    set -l out
+    begin
+        # The user's saved values go to this one process only: __stsh_prev is not exported,
+        # and this exported copy ends with the block.
+        set -lx STSH_PREV $__stsh_prev
+        set out (__stsh_bin hook fish $__stsh_mode $argv)
+    end
     set -g __stsh_rc $status
     set -q tty[1]; and command stty $tty </dev/tty 2>/dev/null
     functions -e __stsh_on_int

@@ -57,6 +57,13 @@ case " $* " in
 esac
 `;
 
+/** In front of the `date` and `stty` the hook runs: records whether they got STSH_PREV. */
+const SPY = `#!/bin/bash
+here=\${BASH_SOURCE[0]%/*}
+printf '%s STSH_PREV=%s\\n' "\${0##*/}" "\${STSH_PREV+set}" >>"$here/others.log"
+exec "/usr/bin/\${0##*/}" "$@"
+`;
+
 interface FakeOpts {
   /** fish code before the hook is loaded, and after it. */
   pre?: string;
@@ -112,7 +119,8 @@ class Fake {
     ) await Deno.mkdir(d, { recursive: true });
     await Deno.copyFile(FAKE, `${this.bin}/fake`);
     await Deno.writeTextFile(`${this.bin}/stsh`, WRAPPER);
-    for (const p of ["fake", "stsh"]) await Deno.chmod(`${this.bin}/${p}`, 0o755);
+    for (const p of ["date", "stty"]) await Deno.writeTextFile(`${this.bin}/${p}`, SPY);
+    for (const p of ["fake", "stsh", "date", "stty"]) await Deno.chmod(`${this.bin}/${p}`, 0o755);
     await Deno.writeTextFile(`${this.work}/proj/.aws-profile`, "dev\n");
     await Deno.writeTextFile(`${this.work}/proj2/.aws-profile`, "prod\n");
     await this.scenario(o.scenario ?? "HOOK_STATUS=0\n");
@@ -464,6 +472,11 @@ fishTest(
       assert.equal(await f.t.run('echo "$status $pipestatus / $__seen"'), "6 6 / 6 6");
       assert.equal(await f.child("AWS_SESSION_TOKEN"), "code-123456");
       assert.deepEqual((await f.calls()).slice(1), ["hook fish", "hook fish --prompt"]);
+      // The terminal's modes were saved, set and put back, and the clock set, by programs
+      // that never saw the saved values (only the program's own call gets STSH_PREV).
+      const others = (await Deno.readTextFile(`${f.bin}/others.log`)).trim().split("\n");
+      assert.deepEqual([...new Set(others)].sort(), ["date STSH_PREV=", "stty STSH_PREV="]);
+      assert.equal(others.filter((l) => l.startsWith("stty")).length, 3);
     });
   },
 );
