@@ -1,6 +1,51 @@
-# stsh shell integration for fish (3.1 or newer).
-# Add to ~/.config/fish/config.fish:
+# stsh shell integration for fish (3.1 or newer). In ~/.config/fish/config.fish:
 #   stsh init fish | source
+# The prompt hook comes first, bare: fish 3 pays, for each statement it runs, in proportion to
+# the statement's offset in the text it was sourced from.
+function __stsh_prompt --on-event fish_prompt
+    set -q __stsh_dirty[1]; and __stsh_find
+    if set -q __stsh_tagfile[1]
+        if test -s $__stsh_tagfile -a -O $__stsh_tagfile -a -r $__stsh_tagfile
+            read -g -z -n 257 __stsh_k <$__stsh_tagfile
+            set -g __stsh_k "$__stsh_root"\n"$__stsh_k"
+        else
+            __stsh_odd_key
+        end
+    else
+        set -g __stsh_k ''
+    end
+    if test "$__stsh_k" = "$__stsh_key"; or test "$STSH_PINNED" = 1
+        if set -q __stsh_deadline[1]
+            read -g __stsh_up __stsh_rest </proc/uptime
+            test $__stsh_up -lt $__stsh_deadline; and return
+        else if set -q __stsh_edeadline[1]
+            test (__stsh_now) -lt $__stsh_edeadline; and return
+        else
+            return
+        end
+        test "$STSH_EXPIRES" = "$__stsh_tried"; and return
+    end
+    __stsh_run "$__stsh_k"
+end
+# The prompt hook above (PROTOCOL.md "On every prompt"). fish runs fish_prompt handlers before
+# the prompt function (where a theme shows $STSH_PROFILE), and restores $status and
+# $pipestatus after them by itself. Every statement counts there (each costs microseconds in
+# fish), so the unchanged prompt takes the fewest: no local declared (what it sets are its own
+# globals: a plain `set` or `read` would change a user's global of the same name), no function
+# called, each test in the order that returns soonest.
+# 1. Walk up only when the directory changed.
+# 2. The key: root + "\n" + the tag's content, read by the shell only when it can be a tag
+#    (after links: non-empty, which excludes FIFOs, devices, sockets and /proc files; ours;
+#    readable, or fish would warn on every prompt), never more than 257 characters (a NUL ends
+#    it; fish counts characters, so at most 257 of up to 4 bytes each). No -f, which would
+#    cost another stat: the one other kind it excludes, a directory that replaced the tag, is
+#    opened harmlessly and the read fails at once, silently. Read on every prompt: fish has no
+#    file test that would notice an edit within the same second, and the read is cheap. No
+#    tag: the key is empty. Anything else: __stsh_odd_key.
+# 3. Return at once when the key is unchanged (or an `assume` pins the profile) and no
+#    credentials are set, or they are not near expiry (the deadline follows STSH_EXPIRES, see
+#    __stsh_prepare), or that expiry was tried already. Else the slow path, __stsh_run.
+#
 # `stsh init fish` prints this file with the quoted path of the program filled in.
 # The contract with the binary is shell/PROTOCOL.md. Sourcing this file prints nothing and
 # starts no process; the first prompt does the first check.
@@ -217,52 +262,6 @@ function __stsh_call
     end
 end
 
-# The prompt hook (PROTOCOL.md "On every prompt"). fish runs fish_prompt handlers before the
-# prompt function (where a theme shows $STSH_PROFILE), and restores $status and $pipestatus
-# after them by itself. The common path is inline, without function calls.
-function __stsh_prompt --on-event fish_prompt
-    # Every statement counts here (each costs microseconds in fish), so the unchanged prompt
-    # takes the fewest: no local declared (what it sets are its own globals: a plain `set` or
-    # `read` would change a user's global of the same name), each test in the order that
-    # returns soonest.
-
-    # 1. Walk up only when the directory changed.
-    set -q __stsh_dirty[1]; and __stsh_find
-
-    # 2. The key: root + "\n" + the tag's content, read by the shell only when it can be a tag
-    # (after links: non-empty, which excludes FIFOs, devices, sockets and /proc files; ours;
-    # readable, or fish would warn on every prompt), never more than 257 characters (a NUL
-    # ends it). (No -f, which would cost another stat here: the one other kind it excludes, a
-    # directory that replaced the tag, is opened harmlessly and the read fails at once,
-    # silently.) Read on every prompt: fish has no file test that would notice an edit within
-    # the same second, and the read is cheap. No tag: the key is empty.
-    if set -q __stsh_tagfile[1]
-        if test -s $__stsh_tagfile -a -O $__stsh_tagfile -a -r $__stsh_tagfile
-            read -g -z -n 257 __stsh_k <$__stsh_tagfile
-            set -g __stsh_k "$__stsh_root"\n"$__stsh_k"
-        else
-            __stsh_odd_key
-        end
-    else
-        set -g __stsh_k ''
-    end
-
-    # 3. Return at once when the key is unchanged (or an `assume` pins the profile) and no
-    # credentials are set, or they are not near expiry (the deadline follows STSH_EXPIRES), or
-    # that expiry was tried already.
-    if test "$__stsh_k" = "$__stsh_key"; or test "$STSH_PINNED" = 1
-        if set -q __stsh_deadline[1]
-            read -g __stsh_up __stsh_rest </proc/uptime
-            test $__stsh_up -lt $__stsh_deadline; and return
-        else if set -q __stsh_edeadline[1]
-            test (__stsh_now) -lt $__stsh_edeadline; and return
-        else
-            return
-        end
-        test "$STSH_EXPIRES" = "$__stsh_tried"; and return
-    end
-    __stsh_run "$__stsh_k"
-end
 
 # The slow path: record the attempt, say why (STSH_DEBUG=1), run the binary.
 function __stsh_run --argument-names key
