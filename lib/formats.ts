@@ -190,10 +190,35 @@ const posixHook: Format = {
     ),
 };
 
-/** What the shell hooks read: shell code for bash/zsh, one JSON line for pwsh. */
+/**
+ * fish single quotes for the hook: as fishQuote, but a newline is written outside the quotes
+ * as `\n` (`'a'\n'b'`), so every record of a change set is one line. Still plain fish.
+ */
+export const fishLineQuote = (v: string) => fishQuote(v).replaceAll("\n", "'\\n'");
+
+/**
+ * fish hook: `set -gx NAME '…'` / `set -e NAME`, and the saved values into the shell-private
+ * variable. One record per line; the hook tokenizes each line with fish's own tokenizer
+ * (`read --tokenize`: quotes and escapes undone, nothing expanded or run) and applies it name
+ * by name from its allow list. It never evaluates this text.
+ */
+const fishHook: Format = {
+  export: (c) =>
+    lines(
+      c,
+      (k, v) =>
+        k === PREV_VAR
+          ? `set -g __stsh_prev ${fishLineQuote(v)}`
+          : `set -gx ${k} ${fishLineQuote(v)}`,
+      (k) => k === PREV_VAR ? "set -e __stsh_prev" : `set -e ${k}`,
+    ),
+};
+
+/** What the shell hooks read: shell code for bash/zsh, fish records, one JSON line for pwsh. */
 export const HOOK_FORMATS: Record<string, Format> = {
   bash: posixHook,
   zsh: posixHook,
+  fish: fishHook,
   pwsh: {
     export: (c) => {
       for (const k of Object.keys(c)) {

@@ -174,7 +174,7 @@ export async function writeAtomic(
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   const dir = dirname(path);
-  const base = path.slice(dir.length).replace(/^[\\/]+/, "");
+  const base = path.slice(dir.length).replace(isWindows ? /^[\\/]+/ : /^\/+/, "");
   const tmp = join(dir, `.${base}.${crypto.randomUUID().slice(0, 12)}.tmp`);
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   let created = false;

@@ -20,7 +20,8 @@ function normalize(p: string): string {
   const abs = isAbsolute(p);
   const drive = isWindows ? (p.match(/^[A-Za-z]:/)?.[0] ?? "") : "";
   const out: string[] = [];
-  for (const seg of p.slice(drive.length).split(/[\\/]+/)) {
+  // A backslash separates only on Windows: elsewhere it is a character of a name.
+  for (const seg of p.slice(drive.length).split(isWindows ? /[\\/]+/ : /\/+/)) {
     if (seg === "" || seg === ".") continue;
     if (seg === ".." && out.length && out[out.length - 1] !== "..") out.pop();
     else if (seg !== ".." || !abs) out.push(seg);
@@ -34,7 +35,7 @@ export function resolvePath(p: string, cwd = Deno.cwd()): string {
 
 export function dirname(p: string): string {
   const n = normalize(p);
-  const i = Math.max(n.lastIndexOf("/"), n.lastIndexOf("\\"));
+  const i = isWindows ? Math.max(n.lastIndexOf("/"), n.lastIndexOf("\\")) : n.lastIndexOf("/");
   if (i < 0) return ".";
   return i === 0 || (isWindows && /^[A-Za-z]:[\\/]$/.test(n.slice(0, i + 1)))
     ? n.slice(0, i + 1)

@@ -229,6 +229,10 @@ e2e("init twice installs one hook; 200 unchanged prompts start nothing", async (
     const fns = await s.run('echo "[${precmd_functions[*]}] [${chpwd_functions[*]}]"');
     assert.equal(fns.split("__stsh_precmd").length - 1, 1, fns);
     assert.equal(fns.split("__stsh_chpwd").length - 1, 1, fns);
+  } else if (shell === "fish") {
+    const fns = await s.run("functions --handlers | string match '*__stsh*' | string join ,");
+    assert.equal(fns.split("fish_prompt __stsh_prompt").length - 1, 1, fns);
+    assert.equal(fns.split("PWD __stsh_chpwd").length - 1, 1, fns);
   } else {
     assert.equal(
       await s.run(

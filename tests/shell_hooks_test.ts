@@ -1,6 +1,6 @@
 /**
- * The hook scripts shell/stsh.{bash,zsh,ps1} in real interactive shells, in a pseudo-terminal
- * (tests/support/pty.ts).
+ * The hook scripts shell/stsh.{bash,zsh,ps1,fish} in real interactive shells, in a
+ * pseudo-terminal (tests/support/pty.ts).
  *
  * These tests check the hooks' own logic, so the program behind @STSH_BIN@ is a fake
  * (tests/support/fake_stsh.bash, copied into a temp dir that is first on PATH): it logs one
@@ -109,8 +109,11 @@ async function render(shell: ShellName, f: Fixture): Promise<string> {
   const src = await Deno.readTextFile(`${ROOT}shell/stsh.${ext}`);
   assert.ok(src.includes("@STSH_BIN@"), `shell/stsh.${ext} has no @STSH_BIN@`);
   const path = `${f.root}/init.${ext}`;
-  // POSIX and PowerShell single quotes look the same for a path without quotes in it.
-  await Deno.writeTextFile(path, src.replaceAll("@STSH_BIN@", `'${f.bin}/stsh'`));
+  // POSIX, fish and PowerShell single quotes look the same for a path without quotes in it.
+  await Deno.writeTextFile(
+    path,
+    src.replaceAll("@STSH_BIN@", `'${f.bin}/stsh'`).replaceAll("@STSH_MODE@", ""),
+  );
   return path;
 }
 
@@ -249,6 +252,35 @@ const SHELLS: Record<ShellName, Dialect> = {
       );
     },
   },
+  fish: {
+    prompt: "fish> ",
+    nop: "true",
+    saveVar: (name, file) => `printenv ${name} > '${file}'`,
+    setVar: (name, value) => `set -gx ${name} '${value}'`,
+    cd: (dir) => `cd -- '${dir.replace(/[\\']/g, "\\$&")}'`,
+    async start(f, o) {
+      const init = await render("fish", f);
+      const rc = `${f.root}/rc.fish`;
+      await Deno.writeTextFile(
+        rc,
+        [
+          "function fish_greeting; end",
+          "function fish_prompt; echo -n 'fish> '; end",
+          o.pre ?? "",
+          `source '${init}'`,
+          o.twice ? `source '${init}'` : "",
+          o.post ?? "",
+        ].join("\n") + "\n",
+      );
+      // --no-config: no user, system or vendor files; fish has no strict mode to switch on.
+      return await begin(
+        [EXE.fish!, "--no-config", "-i", "-C", `source '${rc}'`],
+        f,
+        o,
+        this.prompt,
+      );
+    },
+  },
 };
 
 /** Runs `body` with a fresh fixture and shell; always closes both. */
@@ -303,6 +335,9 @@ async function readVar(t: Pty, f: Fixture, d: Dialect, name: string): Promise<st
   return text === "" ? null : text.replace(/\n$/, "");
 }
 
+/** The tests whose bodies need nothing of a shell but its Dialect also run in fish. */
+const WITH_FISH: ShellName[] = ["bash", "zsh", "pwsh", "fish"];
+
 function hookTest(
   name: string,
   fn: (shell: ShellName) => Promise<void>,
@@ -332,7 +367,7 @@ hookTest("200 unchanged prompts start no process", async (shell) => {
     assert.ok(countPrompts(screen, d.prompt) >= 202, "not all 200 prompts were drawn");
     assert.deepEqual(await f.calls(), [`hook ${shell}`], "a prompt started a process");
   });
-});
+}, WITH_FISH);
 
 // (2) cd into a tagged directory: exactly one call; status 4 → --prompt; leaving restores.
 hookTest("cd into a tagged dir calls once, asks for MFA on status 4", async (shell) => {
@@ -366,7 +401,7 @@ hookTest("cd into a tagged dir calls once, asks for MFA on status 4", async (she
     assert.equal(await readVar(t, f, d, "AWS_SESSION_TOKEN"), null);
     assert.equal((await f.calls()).length, 4);
   });
-});
+}, WITH_FISH);
 
 // (3) Ctrl-C at the MFA question, with a program that exits 130 on SIGINT (as stsh does) and
 // with one that dies from it. Without its own INT trap, bash aborts the hook in the second
@@ -381,6 +416,7 @@ hookTest(
       bash: "__after() { __after=$?; }\nPROMPT_COMMAND+=(__after)",
       zsh: "__after() { typeset -g __after=$?; }\nprecmd_functions+=(__after)",
       pwsh: "",
+      fish: "", // not run in fish: tests/shell_fish_test.ts has fish's own
     }[shell];
     await session(shell, { post }, async (t, f, d) => {
       await t.run(d.nop);
@@ -467,6 +503,7 @@ hookTest(
       ]);
     });
   },
+  WITH_FISH,
 );
 
 // (4) Loading the hook twice installs it once.
@@ -583,7 +620,7 @@ hookTest("hostile tag contents never execute", async (shell) => {
     for await (const e of walk(f.root)) if (e.endsWith("/PWNED")) found.push(e);
     assert.deepEqual(found, [], "a tag's contents were executed");
   });
-});
+}, WITH_FISH);
 
 async function* walk(dir: string): AsyncGenerator<string> {
   for await (const e of Deno.readDir(dir)) {
@@ -623,7 +660,7 @@ hookTest("stsh allow makes the next prompt call again", async (shell) => {
       assert.equal(t.lastStatus, "3");
     }
   });
-});
+}, WITH_FISH);
 
 // (7) assume / assume --clear / assume, and Tab completion of profile names.
 hookTest("assume pins a profile, assume --clear restores, Tab completes names", async (shell) => {
@@ -739,6 +776,7 @@ hookTest("loading under strict settings prints nothing and starts nothing", asyn
         "-Command",
         `Set-StrictMode -Version Latest; $ErrorActionPreference = 'Stop'; . '${init}'; . '${init}'; 'done'`,
       ],
+      fish: [EXE.fish!, "--no-config", "-c", `source '${init}'; source '${init}'; echo done`],
     };
     const r = await quiet(cmd[shell], cwd, env(f, { POWERSHELL_TELEMETRY_OPTOUT: "1" }));
     assert.deepEqual(r, { code: 0, stdout: "done\n", stderr: "" });
@@ -746,7 +784,7 @@ hookTest("loading under strict settings prints nothing and starts nothing", asyn
   } finally {
     await f.cleanup();
   }
-});
+}, WITH_FISH);
 
 hookTest("calling prompt under StrictMode applies only allow-listed names", async () => {
   const f = await Fixture.create();

@@ -7,6 +7,8 @@ HOOK_STATUS=0 EXPIRES=
 [[ -f $here/scenario ]] && . "$here/scenario"
 shell=${2-}
 q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
+# fish single quotes (\\ and \' escaped), a newline written outside them as \n.
+fq() { local s=${1//\\/\\\\}; s=${s//\'/\\\'}; s=${s//$'\n'/\'\\n\'}; printf "'%s'" "$s"; }
 j() {
   local s=$1
   s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/\\n}; s=${s//$'\r'/\\r}; s=${s//$'\t'/\\t}
@@ -25,6 +27,14 @@ emit() {
     done
     # Names outside the allow-list must be ignored by the pwsh hook.
     printf '%s,"EVIL":"pwned","Path":"/nowhere"}\n' "$out"
+  elif [[ $shell == fish ]]; then
+    while (($#)); do
+      if [[ $2 == - ]]; then printf 'set -e %s\n' "$1"; else printf 'set -gx %s %s\n' "$1" "$(fq "$2")"; fi
+      shift 2
+    done
+    # Names outside the allow-list, and lines that are not records, must be ignored.
+    printf '%s\n' "set -gx EVIL 'pwned'" "set -gx PATH '/nowhere'" "set -e PATH" \
+      "echo pwned > PWNED" "set -gx AWS_REGION 'x' ; set -gx EVIL 'y'"
   else
     while (($#)); do
       if [[ $2 == - ]]; then printf 'unset %s\n' "$1"; else printf 'export %s=%s\n' "$1" "$(q "$2")"; fi

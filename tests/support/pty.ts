@@ -42,8 +42,11 @@ export interface PtyOptions {
   cols?: number;
   /** Terminal height (default 50). */
   rows?: number;
-  /** How `run()` writes its end marker; default `pwsh` when `cmd[0]` is pwsh, else `posix`. */
-  dialect?: "posix" | "pwsh";
+  /**
+   * How `run()` writes its end marker; default `pwsh` or `fish` when `cmd[0]` is that shell,
+   * else `posix`.
+   */
+  dialect?: "posix" | "pwsh" | "fish";
   /** Default timeout of `waitFor()` and `run()` in milliseconds (default 10000). */
   timeoutMs?: number;
   /**
@@ -102,7 +105,7 @@ function stringPattern(s: string): RegExp {
 export class Pty {
   readonly #tmpdir: string;
   readonly #socket: string;
-  readonly #dialect: "posix" | "pwsh";
+  readonly #dialect: "posix" | "pwsh" | "fish";
   readonly #timeoutMs: number;
   readonly #prompt: RegExp | undefined;
   #runs = 0;
@@ -114,7 +117,8 @@ export class Pty {
     this.#tmpdir = tmpdir;
     this.#socket = socket;
     const base = opts.cmd[0].split("/").pop() ?? "";
-    this.#dialect = opts.dialect ?? (/^pwsh/.test(base) ? "pwsh" : "posix");
+    this.#dialect = opts.dialect ??
+      (/^pwsh/.test(base) ? "pwsh" : /^fish/.test(base) ? "fish" : "posix");
     this.#timeoutMs = opts.timeoutMs ?? 10_000;
     this.#prompt = opts.prompt
       ? new RegExp(opts.prompt.source, opts.prompt.flags.replace(/[gy]/g, ""))
@@ -233,13 +237,18 @@ export class Pty {
    * Types `cmdline` followed by an end marker and Enter, waits for the marker (and, with the
    * `prompt` option, for the next prompt) and returns the output printed between the command
    * line and the marker. The marker is typed as `echo "__done_$((N)):$?"` (pwsh:
-   * `"__done_$(N):$?"`), so the typed line never matches what it prints; its status lands in
-   * `lastStatus`. The marker is a command of its own: it changes `$?` for the *next* line, so
-   * read `$?` in the first command of a line (`run('echo $?')`) or use `send()`.
+   * `"__done_$(N):$?"`, fish: `echo "__done_"N":$status"`), so the typed line never matches
+   * what it prints; its status lands in `lastStatus`. The marker is a command of its own: it
+   * changes `$?` for the *next* line, so read `$?` in the first command of a line
+   * (`run('echo $?')`) or use `send()`.
    */
   async run(cmdline: string, opts: { timeoutMs?: number } = {}): Promise<string> {
     const n = ++this.#runs;
-    const typed = this.#dialect === "pwsh" ? `"__done_$(${n}):$?"` : `echo "__done_$((${n})):$?"`;
+    const typed = this.#dialect === "pwsh"
+      ? `"__done_$(${n}):$?"`
+      : this.#dialect === "fish"
+      ? `echo "__done_"${n}":$status"`
+      : `echo "__done_$((${n})):$?"`;
     await this.send(`${cmdline}; ${typed}`);
     await this.key("Enter");
     const done = new RegExp(`^__done_${n}:(\\S*)$`);

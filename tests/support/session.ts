@@ -55,6 +55,8 @@ export interface Dialect {
   nop: string;
   /** The rc file: where it goes, and its text around the init line(s). */
   rcFile: string;
+  /** Directories to create in HOME before the shell starts. */
+  dirs?: string[];
   rc(initTimes: number): string;
   cmd(exe: string, rcPath: string): string[];
   env(home: string): Record<string, string>;
@@ -140,6 +142,27 @@ export const DIALECTS: Record<ShellName, Dialect> = {
     status: '"st=$LASTEXITCODE theme=$__theme"',
     statusWant: (code) => `st=${code} theme=False ${code}`,
   },
+  fish: {
+    prompt: "fish> ",
+    nop: "true",
+    rcFile: ".config/fish/config.fish",
+    // fish starts a background python job to scan man pages when this does not exist.
+    dirs: [".local/share/fish/generated_completions"],
+    rc: (n) =>
+      [
+        "function fish_greeting; end",
+        // A prompt theme: records the status it is given.
+        "function fish_prompt; set -g __theme_st $status; echo -n 'fish> '; end",
+        ...Array(n).fill("stsh init fish | source"),
+      ].join("\n") + "\n",
+    cmd: (exe) => [exe, "-i"],
+    env: () => ({}),
+    setVars: (v) => Object.entries(v).map(([k, x]) => `set -gx ${k} '${x}'`).join("; "),
+    cd: (dir) => `cd '${dir}'`,
+    cdAndFail: (dir, code) => `cd '${dir}'; sh -c 'exit ${code}'`,
+    status: 'echo "st=$status theme=$__theme_st"',
+    statusWant: (code) => `st=${code} theme=${code}`,
+  },
 };
 
 export interface SessionOpts {
@@ -206,6 +229,7 @@ export class Session {
     for (const dir of [this.bin, this.dirA, this.dirB, this.plain]) {
       await Deno.mkdir(dir, { recursive: true });
     }
+    for (const dir of d.dirs ?? []) await Deno.mkdir(`${this.home}/${dir}`, { recursive: true });
     // The stsh on PATH: logs every start, then runs the real program.
     const wrapper = `${this.bin}/stsh`;
     await Deno.writeTextFile(

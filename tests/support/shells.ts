@@ -1,6 +1,6 @@
 /** Where the shells the tests drive are (pwsh is a dotnet global tool in ~/.dotnet/tools). */
 
-export type ShellName = "bash" | "zsh" | "pwsh";
+export type ShellName = "bash" | "zsh" | "pwsh" | "fish";
 
 export function findExe(name: string, extra: string[] = []): string | undefined {
   for (const dir of [...(Deno.env.get("PATH") ?? "").split(":"), ...extra]) {
@@ -21,4 +21,5 @@ export const EXE: Record<ShellName, string | undefined> = {
   bash: findExe("bash"),
   zsh: findExe("zsh"),
   pwsh: findExe("pwsh", [`${Deno.env.get("HOME") ?? "/root"}/.dotnet/tools`]),
+  fish: findExe("fish"),
 };
