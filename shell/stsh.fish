@@ -251,6 +251,7 @@ function __stsh_call
         # The user's saved values go to this one process only: __stsh_prev is not exported,
         # and this exported copy ends with the block.
         set -lx STSH_PREV $__stsh_prev
+        set -lx STSH_SHELL_PID $fish_pid
         set out (__stsh_bin hook fish $__stsh_mode $argv)
     end
     set -g __stsh_rc $status

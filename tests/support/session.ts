@@ -57,7 +57,8 @@ export interface Dialect {
   rcFile: string;
   /** Directories to create in HOME before the shell starts. */
   dirs?: string[];
-  rc(initTimes: number): string;
+  /** The rc file's text; `init` is what follows `stsh init SHELL` (e.g. " --serve"). */
+  rc(initTimes: number, init: string): string;
   cmd(exe: string, rcPath: string): string[];
   env(home: string): Record<string, string>;
   setVars(vars: Record<string, string>): string;
@@ -78,14 +79,14 @@ export const DIALECTS: Record<ShellName, Dialect> = {
     prompt: "bash> ",
     nop: ":",
     rcFile: ".bashrc",
-    rc: (n) =>
+    rc: (n, init) =>
       [
         `PS1='bash> '`,
         "unset HISTFILE",
         // A prompt theme: records the status it is given.
         "__theme() { __theme_st=$?; }",
         "PROMPT_COMMAND=__theme",
-        ...Array(n).fill('eval "$(stsh init bash)"'),
+        ...Array(n).fill(`eval "$(stsh init bash${init})"`),
       ].join("\n") + "\n",
     cmd: (exe, rc) => [exe, "--noprofile", "--rcfile", rc, "-i"],
     env: () => ({}),
@@ -99,14 +100,14 @@ export const DIALECTS: Record<ShellName, Dialect> = {
     prompt: "zsh> ",
     nop: ":",
     rcFile: ".zshrc",
-    rc: (n) =>
+    rc: (n, init) =>
       [
         `PS1='zsh> '`,
         "unset HISTFILE",
         // A prompt theme: records the status it is given.
         "__theme() { typeset -g __theme_st=$?; }",
         "precmd_functions+=(__theme)",
-        ...Array(n).fill('eval "$(stsh init zsh)"'),
+        ...Array(n).fill(`eval "$(stsh init zsh${init})"`),
       ].join("\n") + "\n",
     // -d: no /etc/zsh files; ZDOTDIR (= HOME) holds the only .zshrc.
     cmd: (exe) => [exe, "-d", "-i"],
@@ -122,13 +123,13 @@ export const DIALECTS: Record<ShellName, Dialect> = {
     nop: "$null",
     // $PROFILE (CurrentUserCurrentHost) on Linux.
     rcFile: ".config/powershell/Microsoft.PowerShell_profile.ps1",
-    rc: (n) =>
+    rc: (n, init) =>
       [
         // Inline predictions would draw history text after the cursor.
         "Set-PSReadLineOption -PredictionSource None",
         // A prompt theme: records the $? and $LASTEXITCODE it is given.
         "function global:prompt { $global:__theme = \"$? $LASTEXITCODE\"; 'pwsh> ' }",
-        ...Array(n).fill("Invoke-Expression (& stsh init pwsh | Out-String)"),
+        ...Array(n).fill(`Invoke-Expression (& stsh init pwsh${init} | Out-String)`),
       ].join("\n") + "\n",
     cmd: (exe) => [exe, "-NoLogo"],
     env: () => ({
@@ -148,12 +149,12 @@ export const DIALECTS: Record<ShellName, Dialect> = {
     rcFile: ".config/fish/config.fish",
     // fish starts a background python job to scan man pages when this does not exist.
     dirs: [".local/share/fish/generated_completions"],
-    rc: (n) =>
+    rc: (n, init) =>
       [
         "function fish_greeting; end",
         // A prompt theme: records the status it is given.
         "function fish_prompt; set -g __theme_st $status; echo -n 'fish> '; end",
-        ...Array(n).fill("stsh init fish | source"),
+        ...Array(n).fill(`stsh init fish${init} | source`),
       ].join("\n") + "\n",
     cmd: (exe) => [exe, "-i"],
     env: () => ({}),
@@ -168,6 +169,8 @@ export const DIALECTS: Record<ShellName, Dialect> = {
 export interface SessionOpts {
   /** How many times the rc file runs the init line (default 1). */
   initTimes?: number;
+  /** Hook the shell with `stsh init SHELL --serve` (the endpoint instead of keys). */
+  serve?: boolean;
   roleLifetimeSeconds?: number;
   sessionLifetimeSeconds?: number;
   /** More environment for the shell. */
@@ -243,7 +246,7 @@ export class Session {
     }
     const rc = `${this.home}/${d.rcFile}`;
     await Deno.mkdir(rc.slice(0, rc.lastIndexOf("/")), { recursive: true });
-    await Deno.writeTextFile(rc, d.rc(o.initTimes ?? 1));
+    await Deno.writeTextFile(rc, d.rc(o.initTimes ?? 1, o.serve ? " --serve" : ""));
     this.t = await Pty.start({
       cmd: d.cmd(EXE[this.shell]!, rc),
       env: {
@@ -266,7 +269,10 @@ export class Session {
     assert.ok(lines.slice(0, first).every((l) => l === ""), `printed at start:\n${screen}`);
     // Loading ran `stsh init` and nothing else; the untagged start directory starts nothing.
     await this.run(d.nop);
-    assert.deepEqual(await this.starts(), Array(o.initTimes ?? 1).fill(`init ${this.shell}`));
+    assert.deepEqual(
+      await this.starts(),
+      Array(o.initTimes ?? 1).fill(`init ${this.shell}${o.serve ? " --serve" : ""}`),
+    );
   }
 
   /** Every start of the program so far (its argv). */
@@ -369,6 +375,11 @@ export class Session {
   }
 
   async close(): Promise<void> {
+    // A per-user endpoint server the hook started (`--serve`) goes with the test.
+    try {
+      const { pid } = JSON.parse(await Deno.readTextFile(`${this.w.env.STSH_HOME}/serve.json`));
+      if (typeof pid === "number") Deno.kill(pid, "SIGTERM");
+    } catch { /* none, or gone */ }
     try {
       await this.t?.close();
     } finally {
