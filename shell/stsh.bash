@@ -105,7 +105,7 @@ __stsh_find() {
 }
 
 # Run `stsh hook bash MODE ARGS…` with stdout captured, apply the change set, and put the exit
-# status in __stsh_rc. The caller holds the INT trap (see __stsh_check).
+# status in __stsh_rc. The caller holds the INT trap (see __stsh_hook).
 __stsh_call() {
   \builtin local out
   __stsh_rc=0
@@ -145,13 +145,10 @@ __stsh_hook() {
       \builtin return "$__stsh_st"
     fi
   fi
-  __stsh_check
-  \builtin return "$__stsh_st"
-}
 
-# The full check: whatever the fast path could not decide.
-__stsh_check() {
-  \builtin local key content='' expires margin now near='' why oldtrap i
+  # The full check: whatever the fast path could not decide. (In the same function, to save a
+  # call on every `cd`; the locals are declared only here, so the fast path pays for none.)
+  \builtin local key content='' expires margin now near='' deadline why oldtrap i
   \builtin local -a flags
   flags=()
 
@@ -179,15 +176,18 @@ __stsh_check() {
 
   # 3. Expiry: only looked at while credentials are active (STSH_EXPIRES set, digits only).
   expires=${STSH_EXPIRES-}
+  deadline=$__stsh_never
   if [[ -n $expires && $expires != *[!0-9]* ]]; then
     margin=${STSH_REFRESH_MARGIN-}
     if [[ -z $margin || $margin == *[!0-9]* ]]; then
       margin=600
     fi
+    deadline=$((10#$expires - 10#$margin))
     if [[ -n ${EPOCHSECONDS-} ]]; then
       now=$EPOCHSECONDS # bash >= 5.0
     else
       \builtin printf -v now '%(%s)T' -1 # bash 4.4: strftime builtin, no process
+      deadline=-1
     fi
     if ((10#$now >= 10#$expires - 10#$margin)); then
       near=1
@@ -195,11 +195,20 @@ __stsh_check() {
   fi
 
   # Return at once unless the key changed (ignored while an `assume` pins the profile) or the
-  # credentials are near expiry and that expiry was not tried yet.
+  # credentials are near expiry and that expiry was not tried yet; the fast path is prepared
+  # again from the values at hand (what __stsh_arm does, without computing them twice).
   if [[ ${STSH_PINNED-} == 1 || $key == "$__stsh_key" ]]; then
     if [[ -z $near || $expires == "$__stsh_tried" ]]; then
-      __stsh_arm
-      \builtin return 0
+      __stsh_seen=${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-}
+      __stsh_deadline=$deadline
+      if [[ $expires == "$__stsh_tried" ]]; then
+        __stsh_deadline=$__stsh_never
+      fi
+      __stsh_free=
+      if [[ ${STSH_PINNED-} == 1 || (-z $__stsh_tagfile && -z $__stsh_key) ]]; then
+        __stsh_free=1
+      fi
+      \builtin return "$__stsh_st"
     fi
   fi
 
@@ -263,6 +272,7 @@ __stsh_check() {
     \builtin trap -- - INT
   fi
   __stsh_arm
+  \builtin return "$__stsh_st"
 }
 
 # `assume PROFILE` pins PROFILE, `assume` shows what is active, `assume --clear` restores.

@@ -93,7 +93,7 @@ __stsh_find() {
 }
 
 # Run `stsh hook zsh MODE ARGS…` with stdout captured, apply the change set, and put the exit
-# status in __stsh_rc. The caller holds the INT trap (see __stsh_check).
+# status in __stsh_rc. The caller holds the INT trap (see __stsh_precmd).
 __stsh_call() {
   \builtin emulate -L zsh
   \builtin local out
@@ -127,13 +127,11 @@ __stsh_precmd() {
       \builtin return 0
     fi
   fi
-  __stsh_check
-}
 
-# The full check: whatever the fast path could not decide.
-__stsh_check() {
+  # The full check: whatever the fast path could not decide. (In the same function, to save a
+  # call on every `cd`; emulate and the locals come only here, so the fast path pays for none.)
   \builtin emulate -L zsh
-  \builtin local key= content= expires= margin= now= near= why=
+  \builtin local key= content= expires= margin= now= near= why= deadline=9223372036854775807
   \builtin local -a flags
 
   # 1. Walk up only when the directory changed, or the entry found last time went away.
@@ -162,17 +160,30 @@ __stsh_check() {
   if [[ -n $expires && $expires != *[^0-9]* ]]; then
     margin=${STSH_REFRESH_MARGIN-}
     [[ -n $margin && $margin != *[^0-9]* ]] || margin=600
-    now=${EPOCHSECONDS:-${(%):-%D{%s}}}
+    deadline=$((10#$expires - 10#$margin))
+    if (($+EPOCHSECONDS)); then
+      now=$EPOCHSECONDS
+    else
+      now=${(%):-%D{%s}}
+      deadline=-1
+    fi
     if ((now >= 10#$expires - 10#$margin)); then
       near=1
     fi
   fi
 
   # Return at once unless the key changed (ignored while an `assume` pins the profile) or the
-  # credentials are near expiry and that expiry was not tried yet.
+  # credentials are near expiry and that expiry was not tried yet; the fast path is prepared
+  # again from the values at hand (what __stsh_arm does, without computing them twice).
   if [[ ${STSH_PINNED-} == 1 || $key == "$__stsh_key" ]]; then
     if [[ -z $near || $expires == "$__stsh_tried" ]]; then
-      __stsh_arm
+      __stsh_seen=${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-}
+      __stsh_deadline=$deadline
+      [[ $expires != "$__stsh_tried" ]] || __stsh_deadline=9223372036854775807
+      __stsh_free=
+      if [[ ${STSH_PINNED-} == 1 || (-z $__stsh_tagfile && -z $__stsh_key) ]]; then
+        __stsh_free=1
+      fi
       \builtin return 0
     fi
   fi
