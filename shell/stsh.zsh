@@ -71,27 +71,6 @@ __stsh_chpwd() {
   typeset -g __stsh_dirty=1
 }
 
-# Walk up from $PWD to the nearest .aws-profile (no process).
-# Sets __stsh_tagfile (empty when none), __stsh_root (its directory) and __stsh_rootkey.
-__stsh_find() {
-  \builtin emulate -L zsh
-  \builtin local d="$PWD"
-  __stsh_tagfile= __stsh_root= __stsh_rootkey=
-  while :; do
-    # Any entry of that name but a directory: a FIFO or a dangling link is the binary's to
-    # refuse (once, with a reason), never opened here and never skipped for a tag above.
-    if [[ -L $d/.aws-profile || (-e $d/.aws-profile && ! -d $d/.aws-profile) ]]; then
-      __stsh_tagfile=$d/.aws-profile
-      __stsh_root=${d:-/}
-      # The root with its length in front, so that no root + content can look like another.
-      __stsh_rootkey=${#__stsh_root}:$__stsh_root
-      \builtin return 0
-    fi
-    [[ $d == */* ]] || \builtin return 0
-    d=${d%/*}
-  done
-}
-
 # Run `stsh hook zsh MODE ARGS…` with stdout captured, apply the change set, and put the exit
 # status in __stsh_rc. The caller holds the INT trap (see __stsh_precmd).
 __stsh_call() {
@@ -131,14 +110,27 @@ __stsh_precmd() {
   # The full check: whatever the fast path could not decide. (In the same function, to save a
   # call on every `cd`; emulate and the locals come only here, so the fast path pays for none.)
   \builtin emulate -L zsh
-  \builtin local key= content= expires= margin= now= near= why= deadline=9223372036854775807
+  \builtin local key= content= expires= margin= now= near= why= deadline=9223372036854775807 d
   \builtin local -a flags
 
-  # 1. Walk up only when the directory changed, or the entry found last time went away.
+  # 1. Walk up only when the directory changed, or the entry found last time went away: from
+  # $PWD to the nearest .aws-profile (no process), setting __stsh_tagfile (empty when none),
+  # __stsh_root (its directory) and __stsh_rootkey (the root with its length in front, so that
+  # no root + content can look like another). Any entry of that name but a directory counts:
+  # a FIFO or a dangling link is the binary's to refuse (once, with a reason), never opened
+  # here and never skipped for a tag above.
   if [[ -n $__stsh_dirty || $PWD != "$__stsh_pwd" ]] || [[ -n $__stsh_tagfile &&
     ! -L $__stsh_tagfile && (! -e $__stsh_tagfile || -d $__stsh_tagfile) ]]; then
-    __stsh_dirty= __stsh_pwd=$PWD
-    __stsh_find
+    __stsh_dirty= __stsh_pwd=$PWD __stsh_tagfile= __stsh_root= __stsh_rootkey= d=$PWD
+    while :; do
+      if [[ -L $d/.aws-profile || (-e $d/.aws-profile && ! -d $d/.aws-profile) ]]; then
+        __stsh_tagfile=$d/.aws-profile __stsh_root=${d:-/}
+        __stsh_rootkey=${#__stsh_root}:$__stsh_root
+        \builtin break
+      fi
+      [[ $d == */* ]] || \builtin break
+      d=${d%/*}
+    done
   fi
 
   # 2. The key: the root + the tag's whole content (at most 257 characters, NULs included),
