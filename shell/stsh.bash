@@ -1,7 +1,7 @@
 # stsh shell integration for bash (4.4 or newer; 5.1+ recommended).
 # Add to ~/.bashrc, after other prompt tools except starship, which may come before or after:
-#   eval "$(stsh init bash)"
-# `stsh init bash` prints this file with the quoted path of the program filled in.
+#   eval "$(stsh init bash)"          (or `stsh init bash --serve`: a local endpoint, not keys)
+# `stsh init bash` prints this file with the quoted path of the program and the mode filled in.
 # The contract with the binary is shell/PROTOCOL.md. Sourcing this file prints nothing and
 # starts no process; the first prompt does the first check.
 #
@@ -10,11 +10,24 @@
 # `\builtin local x=$y` is not an assignment to bash's parser: $y is word-split and globbed
 # like any argument, so such values are always quoted ("$y").
 
-
 # Run the program itself: `command` skips functions, so the `stsh` wrapper below never recurses.
 __stsh_bin() {
   \command @STSH_BIN@ "$@"
 }
+
+# The flags of the mode `stsh init` was asked for (none, or --serve), passed to every
+# `stsh hook` call. Sourced as it is in the source tree (no mode filled in), it means none.
+__stsh_mode=(@STSH_MODE@)
+if [[ ${__stsh_mode[0]-} == @* ]]; then
+  __stsh_mode=()
+fi
+__stsh_modename=keys
+if [[ ${__stsh_mode[0]-} == --serve ]]; then
+  __stsh_modename=serve
+fi
+
+# A deadline no clock reaches: the prompt check never expires by itself.
+__stsh_never=9223372036854775807
 
 # Forget what was sent, so that the next prompt looks again (after `stsh allow|deny|tag|
 # reload|clear`, after `assume`, and when this file is sourced). Without inherited state
@@ -22,9 +35,11 @@ __stsh_bin() {
 # inherited tag state it starts as a value no real key has ("\n"), so the first prompt lets
 # the binary confirm or undo what the parent shell had.
 __stsh_reset() {
-  __stsh_pwd=
+  # Not a directory $PWD can name (those start with /): the next prompt takes the full check.
+  __stsh_pwd=$'\n'
   __stsh_tagfile=
   __stsh_root=
+  __stsh_rootkey=
   __stsh_tried=
   __stsh_noticed=()
   if [[ -n ${STSH_ROOT-} ]]; then
@@ -32,36 +47,46 @@ __stsh_reset() {
   else
     __stsh_key=
   fi
+  __stsh_arm
 }
 
-# Walk up from $PWD to the nearest .aws-profile (no process).
-# Sets __stsh_tagfile (empty when none) and __stsh_root (its directory).
-__stsh_find() {
-  \builtin local d="${PWD-}"
-  __stsh_tagfile=
-  __stsh_root=
-  while :; do
-    # Any entry of that name but a directory: a FIFO or a dangling link is the binary's to
-    # refuse (once, with a reason), never opened here and never skipped for a tag above.
-    if [[ -L $d/.aws-profile || (-e $d/.aws-profile && ! -d $d/.aws-profile) ]]; then
-      __stsh_tagfile=$d/.aws-profile
-      __stsh_root=${d:-/}
-      \builtin return 0
+# Prepare what the fast path in __stsh_hook compares, from the state as it is now:
+#  - __stsh_seen: the STSH_EXPIRES, STSH_REFRESH_MARGIN and STSH_PINNED this was computed for
+#    (any change to them sends the next prompt through the full check);
+#  - __stsh_deadline: the epoch second from which the credentials count as near expiry
+#    (STSH_EXPIRES - margin), or never when none are active or that expiry was already tried.
+#    Without $EPOCHSECONDS (bash 4.4) it is -1 while credentials are active: every prompt
+#    then takes the full check, which reads the clock with printf (still no process);
+#  - __stsh_free: set when the key cannot matter (pinned by `assume`, or no tag here and none
+#    sent), so the fast path need not read a tag at all.
+__stsh_arm() {
+  \builtin local expires="${STSH_EXPIRES-}" margin="${STSH_REFRESH_MARGIN-}"
+  __stsh_seen=${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-}
+  __stsh_deadline=$__stsh_never
+  # Digits only: anything else is ignored rather than fed to arithmetic, which would run it.
+  if [[ -n $expires && $expires != *[!0-9]* && $expires != "$__stsh_tried" ]]; then
+    if [[ -z $margin || $margin == *[!0-9]* ]]; then
+      margin=600
     fi
-    case $d in
-    */*) d=${d%/*} ;;
-    *) \builtin return 0 ;;
-    esac
-  done
+    if [[ -n ${EPOCHSECONDS-} ]]; then
+      __stsh_deadline=$((10#$expires - 10#$margin))
+    else
+      __stsh_deadline=-1
+    fi
+  fi
+  __stsh_free=
+  if [[ ${STSH_PINNED-} == 1 || (-z $__stsh_tagfile && -z $__stsh_key) ]]; then
+    __stsh_free=1
+  fi
 }
 
-# Run `stsh hook bash ARGS…` with stdout captured, apply the change set, and put the exit
-# status in __stsh_rc. The caller holds the INT trap (see __stsh_hook).
+# Run `stsh hook bash MODE ARGS…` with stdout captured, apply the change set, and put the exit
+# status in __stsh_rc. The caller holds the INT trap (see __stsh_run).
 __stsh_call() {
   \builtin local out
   __stsh_rc=0
   # The user's saved values go to this one process only: __stsh_prev is not exported.
-  out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash "$@") || __stsh_rc=$?
+  out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash "${__stsh_mode[@]}" "$@") || __stsh_rc=$?
   # The binary's stdout is shell code by contract: only `export NAME='value'` / `unset NAME`
   # lines for a fixed list of names and `__stsh_prev='…'`, values single-quoted. Tag contents
   # never get here as code.
@@ -70,60 +95,136 @@ __stsh_call() {
   fi
 }
 
-# The prompt hook (PROTOCOL.md "On every prompt").
+# The prompt hook (PROTOCOL.md "On every prompt"). This first part is the fast path, run on
+# every prompt: one test of what the full check would look at — the same $PWD, the same state
+# variables, the clock before the prepared deadline — then, only where a tag can matter, the
+# tag read again (a regular file after links, non-empty, owned by you and readable: a FIFO, a
+# device, a /proc file or another user's file is never opened; at most 257 characters, and
+# `-d ''` stops at the first NUL byte, so a huge or endless file costs one short read) and
+# compared with the key sent last. Reading it on every prompt is what notices any edit before
+# the next prompt (an mtime test would miss an edit within the clock's granularity, or one
+# that keeps the mtime). No process, no subshell; the content goes to a local REPLY, which
+# `read` fills without stripping blanks (cheaper than an IFS= prefix, and the user's REPLY is
+# left alone), and the user's status goes back through a global.
+#
+# Kept this small on purpose: bash copies a function's whole body every time it calls it
+# (execute_function → copy_command), so the fast path's cost grows with the size of the
+# function it is in. The full check and the slow path are functions of their own, copied only
+# when they run (callgrind, bash 5.2: 185k instructions per unchanged prompt like this, 357k
+# with the full check in the same function, 466k for the hook before protocol v2).
 __stsh_hook() {
-  # The user's status, returned at the end: later PROMPT_COMMAND entries and PS1 see it.
-  # (bash itself restores $? and PIPESTATUS for PS1 and the next command line after
-  # PROMPT_COMMAND; it does not restore them between entries of a string PROMPT_COMMAND.)
-  \builtin local __stsh_st="$?"
-  \builtin local key content='' expires margin now near='' oldtrap i
-  \builtin local -a flags
-  flags=()
-
-  # 1. Walk up only when the directory changed (or the tag file we knew went away).
-  if [[ ${PWD-} != "${__stsh_pwd-}" || (-n ${__stsh_tagfile-} && ! -f ${__stsh_tagfile-}) ]]; then
-    __stsh_pwd=${PWD-}
-    __stsh_find
-  fi
-
-  # 2. The key: root + "\n" + the tag's first line, read by the shell (no process; at most
-  # 256 characters, so a huge file cannot stall the prompt). It is only ever compared.
-  key=
-  if [[ -n ${__stsh_tagfile-} ]]; then
-    { IFS= \builtin read -r -n 256 content <"$__stsh_tagfile"; } 2>/dev/null
-    key=${__stsh_root-}$'\n'$content
-  fi
-
-  # 3. Expiry: only looked at while credentials are active (STSH_EXPIRES set, digits only;
-  # anything else is ignored rather than fed to arithmetic, which would evaluate it).
-  expires=${STSH_EXPIRES-}
-  if [[ -n $expires && $expires != *[!0-9]* ]]; then
-    margin=${STSH_REFRESH_MARGIN-}
-    if [[ -z $margin || $margin == *[!0-9]* ]]; then
-      margin=600
+  __stsh_st=$?
+  if [[ ${PWD-} == "$__stsh_pwd" &&
+    ${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-} == "$__stsh_seen" &&
+    ${EPOCHSECONDS:-0} -lt __stsh_deadline ]]; then
+    if [[ -n $__stsh_free ]]; then
+      \builtin return "$__stsh_st"
     fi
-    if [[ -n ${EPOCHSECONDS-} ]]; then
-      now=$EPOCHSECONDS # bash >= 5.0
-    else
-      \builtin printf -v now '%(%s)T' -1 # bash 4.4: strftime builtin, no process
-    fi
-    if ((10#$now >= 10#$expires - 10#$margin)); then
-      near=1
-    fi
-  fi
-
-  # Return at once unless the key changed (ignored while an `assume` pins the profile) or the
-  # credentials are near expiry and that expiry was not tried yet.
-  if [[ ${STSH_PINNED-} == 1 || $key == "${__stsh_key-}" ]]; then
-    if [[ -z $near || $expires == "${__stsh_tried-}" ]]; then
+    \builtin local REPLY
+    if [[ -f $__stsh_tagfile && -s $__stsh_tagfile && -O $__stsh_tagfile && -r $__stsh_tagfile ]] &&
+      { \builtin read -r -d '' -n 257 -u 3 3<"$__stsh_tagfile" || :; } &&
+      [[ $__stsh_rootkey:$REPLY == "$__stsh_key" ]]; then
       \builtin return "$__stsh_st"
     fi
   fi
+  __stsh_check
+  \builtin return "$__stsh_st"
+}
+
+# The full check: whatever the fast path could not decide (every `cd` comes here). When the
+# binary must run, __stsh_run does that.
+__stsh_check() {
+  \builtin local key='' content='' expires="${STSH_EXPIRES-}" margin='' now near='' \
+    deadline="$__stsh_never" d
+
+  # 1. Walk up only when the directory changed, or the entry found last time went away: from
+  # $PWD to the nearest .aws-profile (no process), setting __stsh_tagfile (empty when none),
+  # __stsh_root (its directory) and __stsh_rootkey (the root with its length in front, so that
+  # no root + content can look like another). Any entry of that name but a directory counts:
+  # a FIFO or a dangling link is the binary's to refuse (once, with a reason), never opened
+  # here and never skipped for a tag above. (Here rather than in a function of its own: bash
+  # copies a function's body at every call, and every `cd` walks.)
+  if [[ ${PWD-} != "$__stsh_pwd" ]] || [[ -n $__stsh_tagfile && ! -L $__stsh_tagfile &&
+    (! -e $__stsh_tagfile || -d $__stsh_tagfile) ]]; then
+    __stsh_pwd=${PWD-} __stsh_tagfile= __stsh_root= __stsh_rootkey= d=${PWD-}
+    while :; do
+      if [[ -L $d/.aws-profile || (-e $d/.aws-profile && ! -d $d/.aws-profile) ]]; then
+        __stsh_tagfile=$d/.aws-profile __stsh_root=${d:-/}
+        __stsh_rootkey=${#__stsh_root}:$__stsh_root
+        \builtin break
+      fi
+      case $d in
+      */*) d=${d%/*} ;;
+      *) \builtin break ;;
+      esac
+    done
+  fi
+
+  # 2. The key: the root + the tag's whole content (at most 257 characters, up to a NUL),
+  # read only when it can be a tag; otherwise the root alone, which no readable tag's key is.
+  # It is only ever compared, never run or printed.
+  if [[ -n $__stsh_tagfile ]]; then
+    key=$__stsh_rootkey
+    if [[ -f $__stsh_tagfile && -s $__stsh_tagfile && -O $__stsh_tagfile &&
+      -r $__stsh_tagfile ]]; then
+      # (`|| :`: the read ends at the end of the file with status 1, which must not reach
+      # the user's ERR trap or set -e.)
+      { IFS= \builtin read -r -d '' -n 257 -u 3 content 3<"$__stsh_tagfile" || :; } 2>/dev/null
+      key+=:$content
+    fi
+  fi
+
+  # 3. Expiry: only looked at while credentials are active (STSH_EXPIRES set, digits only).
+  # (Few commands from here to the early return: this is what every `cd` pays for.)
+  if [[ -n $expires && $expires != *[!0-9]* ]]; then
+    margin=${STSH_REFRESH_MARGIN-}
+    [[ -n $margin && $margin != *[!0-9]* ]] || margin=600
+    deadline=$((10#$expires - 10#$margin)) now=${EPOCHSECONDS-}
+    if [[ -z $now ]]; then
+      \builtin printf -v now '%(%s)T' -1 # bash 4.4: strftime builtin, no process
+    fi
+    ((10#$now < deadline)) || near=1
+    # bash 4.4 (no $EPOCHSECONDS): the fast path leaves every prompt to this full check.
+    [[ -n ${EPOCHSECONDS-} ]] || deadline=-1
+  fi
+
+  # Return at once unless the key changed (ignored while an `assume` pins the profile) or the
+  # credentials are near expiry and that expiry was not tried yet; the fast path is prepared
+  # again from the values at hand (what __stsh_arm does, without computing them twice).
+  if [[ ${STSH_PINNED-} == 1 || $key == "$__stsh_key" ]]; then
+    if [[ -z $near || $expires == "$__stsh_tried" ]]; then
+      __stsh_seen=${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-} \
+        __stsh_deadline=$deadline __stsh_free=
+      [[ $expires != "$__stsh_tried" ]] || __stsh_deadline=$__stsh_never
+      [[ ${STSH_PINNED-} != 1 && (-n $__stsh_tagfile || -n $__stsh_key) ]] || __stsh_free=1
+      \builtin return 0
+    fi
+  fi
+  __stsh_run "$key" "$expires" "$margin" "$near"
+}
+
+# The slow path: start the binary. $1 key, $2 expires, $3 margin, $4 near (set or empty).
+__stsh_run() {
+  \builtin local key="$1" expires="$2" margin="$3" near="$4" why oldtrap i
+  \builtin local -a flags
+  flags=()
 
   # 4. Record the attempt before starting the binary, so a cancelled or failed attempt is
   # not repeated on the next Enter.
-  if [[ ${STSH_PINNED-} != 1 ]]; then
+  # Why, for STSH_DEBUG=1 (paths and names quoted by @Q, control characters made visible).
+  why=${STSH_PROFILE-}
+  why="${why@Q} ends at $expires (margin $margin s)"
+  if [[ ${STSH_PINNED-} != 1 && $key != "$__stsh_key" ]]; then
+    if [[ -n $__stsh_tagfile ]]; then
+      why="key changed: ${__stsh_tagfile@Q}"
+    else
+      why="key changed: no tag here"
+    fi
     __stsh_key=$key
+  elif [[ ${STSH_PINNED-} == 1 ]]; then
+    why="pinned renewal: $why"
+  else
+    why="near expiry: $why"
   fi
   if [[ -n $near ]]; then
     __stsh_tried=$expires
@@ -134,6 +235,10 @@ __stsh_hook() {
       \builtin break
     fi
   done
+  # STSH_DEBUG=1: why the binary starts, on this slow path only; its own lines follow.
+  if [[ ${STSH_DEBUG-} == 1 ]]; then
+    \builtin printf 'stsh: debug: hook bash: %s\n' "$why" >&2
+  fi
 
   # 5. Run the binary. Ctrl-C: without a trap, SIGINT at the MFA question aborts this whole
   # function *and* PROMPT_COMMAND, bash sets $? to 130 and immediately draws a new prompt,
@@ -163,7 +268,7 @@ __stsh_hook() {
   else
     \builtin trap -- - INT
   fi
-  \builtin return "$__stsh_st"
+  __stsh_arm
 }
 
 # `assume PROFILE` pins PROFILE, `assume` shows what is active, `assume --clear` restores.
@@ -175,14 +280,15 @@ assume() {
     \builtin return
     ;;
   --clear)
-    out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash --unassume) || rc=$?
+    out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash "${__stsh_mode[@]}" --unassume) || rc=$?
     ;;
   -*)
     \builtin printf 'usage: assume [PROFILE | --clear]\n' >&2
     \builtin return 2
     ;;
   *)
-    out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash --assume "$1" --prompt) || rc=$?
+    out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash "${__stsh_mode[@]}" --assume "$1" \
+      --prompt) || rc=$?
     ;;
   esac
   if [[ -n $out ]]; then
@@ -193,19 +299,130 @@ assume() {
 }
 
 # The same commands as the program; those that change what a directory means make the next
-# prompt look again.
+# prompt look again, and `stsh doctor` learns how this shell's hook is installed.
 stsh() {
-  \builtin local rc=0
-  __stsh_bin "$@" || rc=$?
-  case ${1-} in
+  \builtin local rc=0 sub='' a
+  # The subcommand: the first word that is not an option (--debug may come first).
+  for a in "$@"; do
+    case $a in
+    --) \builtin break ;;
+    -*) ;;
+    *)
+      sub=$a
+      \builtin break
+      ;;
+    esac
+  done
+  if [[ $sub == doctor ]]; then
+    __stsh_where
+    STSH_HOOK_STATE="shell=bash version=${BASH_VERSION-} mode=$__stsh_modename hook=$__stsh_w" \
+      __stsh_bin "$@" || rc=$?
+  else
+    __stsh_bin "$@" || rc=$?
+  fi
+  case $sub in
   allow | deny | tag | reload | clear) __stsh_reset ;;
   esac
   \builtin return "$rc"
 }
 
-# Tab completion of profile names for `assume` (asks the program only when Tab is pressed).
+# Where the hook is for `stsh doctor` (PROTOCOL.md "Other commands"): first (before every
+# other prompt command), late (it runs, after another one) or missing (something replaced
+# PROMPT_COMMAND or precmd_functions after the init line).
+__stsh_where() {
+  \builtin local e all=''
+  __stsh_w=missing
+  if [[ -n ${bash_preexec_imported-}${__bp_imported-} ]]; then
+    for e in "${precmd_functions[@]}"; do
+      all+=$e';'
+    done
+  fi
+  if __stsh_pc_is_array; then
+    for e in "${PROMPT_COMMAND[@]}"; do
+      all+=$e';'
+    done
+  else
+    all+=${PROMPT_COMMAND-}';'
+  fi
+  if [[ $all == *starship_precmd* ]]; then
+    all=${all/starship_precmd/${STARSHIP_PROMPT_COMMAND-};}
+  fi
+  while [[ $all == [[:space:]\;]* ]]; do all=${all#?}; done
+  if [[ $all == __stsh_hook[[:space:]\;]* ]]; then
+    __stsh_w=first
+  elif [[ $all == *[[:space:]\;]__stsh_hook[[:space:]\;]* ]]; then
+    __stsh_w=late
+  fi
+}
+
+# Tab completion (only when Tab is pressed): `stsh complete -- WORD…` knows the subcommands,
+# flags, --format values and profile names. Where it offers nothing, the shell's own: a
+# command after `stsh exec PROFILE --`, directories for `tag`/`allow`/`deny`, else file names.
+# Candidates are added one by one, never through `compgen -W` (which would expand `$(…)`
+# found in a profile name); names with characters the shell would read are quoted.
+__stsh_complete() {
+  \builtin local cur="${COMP_WORDS[COMP_CWORD]-}" line q sub='' i n=0 at=-1
+  \builtin local -a words
+  COMPREPLY=()
+  words=("${COMP_WORDS[@]:1:COMP_CWORD-1}")
+  while IFS= \builtin read -r line; do
+    if [[ -n $line ]]; then
+      if [[ $line == *[!A-Za-z0-9._@+=,:/-]* ]]; then
+        \builtin printf -v q '%q' "$line"
+        COMPREPLY+=("$q")
+      else
+        COMPREPLY+=("$line")
+      fi
+    fi
+  done < <(__stsh_bin complete -- stsh "${words[@]}" "$cur" 2>/dev/null)
+  ((${#COMPREPLY[@]} == 0)) || \builtin return 0
+
+  # Nothing from stsh: which argument is this?
+  for ((i = 0; i < ${#words[@]}; i++)); do
+    if [[ -z $sub ]]; then
+      [[ ${words[i]} == -* ]] || sub=${words[i]}
+    elif [[ ${words[i]} == -- ]]; then
+      at=$((i + 1))
+      \builtin break
+    elif [[ ${words[i]} == --profile || ${words[i]} == -t || ${words[i]} == --token-code ]]; then
+      i=$((i + 1)) # its value
+    elif [[ ${words[i]} != -* ]]; then
+      n=$((n + 1))
+      # exec PROFILE COMMAND: without `--`, the word after the profile is the command.
+      if ((n == 2)); then
+        at=$i
+        \builtin break
+      fi
+    fi
+  done
+  case $sub in
+  exec)
+    if ((at < 0 && n == 1)); then
+      at=${#words[@]}
+    fi
+    if ((at == ${#words[@]})); then
+      # The command: names of commands, functions, aliases and builtins.
+      while IFS= \builtin read -r line; do
+        COMPREPLY+=("$line")
+      done < <(\builtin compgen -c -- "$cur")
+      \builtin return 0
+    elif ((at >= 0)) && \builtin declare -F _command_offset >/dev/null; then
+      # After it, that command's own completion (bash-completion, when loaded).
+      _command_offset $((at + 1))
+      \builtin return 0
+    fi
+    ;;
+  tag | allow | deny)
+    \builtin compopt -o dirnames 2>/dev/null
+    \builtin return 0
+    ;;
+  esac
+  \builtin compopt -o default 2>/dev/null
+}
+
+# Tab completion of profile names for `assume`.
 __stsh_complete_assume() {
-  \builtin local cur="${COMP_WORDS[COMP_CWORD]-}" name
+  \builtin local cur="${COMP_WORDS[COMP_CWORD]-}" name q
   COMPREPLY=()
   if ((COMP_CWORD != 1)); then
     \builtin return 0
@@ -213,10 +430,14 @@ __stsh_complete_assume() {
   if [[ --clear == "$cur"* ]]; then
     COMPREPLY+=(--clear)
   fi
-  # A loop rather than `compgen -W`, which would expand $(…) found in a profile name.
   while IFS= \builtin read -r name; do
     if [[ -n $name && $name == "$cur"* ]]; then
-      COMPREPLY+=("$name")
+      if [[ $name == *[!A-Za-z0-9._@+=,:/-]* ]]; then
+        \builtin printf -v q '%q' "$name"
+        COMPREPLY+=("$q")
+      else
+        COMPREPLY+=("$name")
+      fi
     fi
   done < <(__stsh_bin profiles --names 2>/dev/null)
 }
@@ -305,10 +526,15 @@ __stsh_install() {
   fi
 }
 
-# State is set up once per shell: sourcing this file again keeps what the hook knows.
+# State is set up once per shell: sourcing this file again keeps what the hook knows (and
+# sends the next prompt through the full check, which prepares the fast path again).
 __stsh_rc=0
+__stsh_st=0
 if [[ -z ${__stsh_key+set} ]]; then
   __stsh_reset
+else
+  __stsh_pwd=$'\n'
+  __stsh_arm
 fi
 # The saved values live in this shell only (an older stsh exported them: take them back).
 if [[ -z ${__stsh_prev+set} ]]; then
@@ -317,6 +543,7 @@ fi
 \builtin unset STSH_PREV
 if ((BASH_VERSINFO[0] > 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] >= 4))); then
   __stsh_install
+  \builtin complete -F __stsh_complete stsh
   \builtin complete -F __stsh_complete_assume assume
 else
   \builtin printf 'stsh: the prompt hook needs bash 4.4 or newer (this is %s)\n' "$BASH_VERSION" >&2
