@@ -86,7 +86,7 @@ __stsh_call() {
   \builtin local out
   __stsh_rc=0
   # The user's saved values go to this one process only: __stsh_prev is not exported.
-  out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash "${__stsh_mode[@]}" "$@") || __stsh_rc=$?
+  out=$(STSH_PREV=${__stsh_prev-} STSH_SHELL_PID=$$ __stsh_bin hook bash "${__stsh_mode[@]}" "$@") || __stsh_rc=$?
   # The binary's stdout is shell code by contract: only `export NAME='value'` / `unset NAME`
   # lines for a fixed list of names and `__stsh_prev='…'`, values single-quoted. Tag contents
   # never get here as code.
@@ -280,14 +280,14 @@ assume() {
     \builtin return
     ;;
   --clear)
-    out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash "${__stsh_mode[@]}" --unassume) || rc=$?
+    out=$(STSH_PREV=${__stsh_prev-} STSH_SHELL_PID=$$ __stsh_bin hook bash "${__stsh_mode[@]}" --unassume) || rc=$?
     ;;
   -*)
     \builtin printf 'usage: assume [PROFILE | --clear]\n' >&2
     \builtin return 2
     ;;
   *)
-    out=$(STSH_PREV=${__stsh_prev-} __stsh_bin hook bash "${__stsh_mode[@]}" --assume "$1" \
+    out=$(STSH_PREV=${__stsh_prev-} STSH_SHELL_PID=$$ __stsh_bin hook bash "${__stsh_mode[@]}" --assume "$1" \
       --prompt) || rc=$?
     ;;
   esac
