@@ -62,7 +62,8 @@ function global:__stsh_reset {
     } else {
         $global:__stsh_key = ''
     }
-    # What the prompt wrapper compares (prepared by __stsh_settle); dirty forces a full check.
+    # What the prompt wrapper compares (prepared at the end of __stsh_hook); dirty forces a
+    # full check.
     $global:__stsh_dirty = $true
     $global:__stsh_seen_pwd = $null
     $global:__stsh_seen_exp = $null
@@ -159,27 +160,23 @@ function global:__stsh_apply {
     }
 }
 
-# Is there an entry named like a tag at $Path that is not a directory (lstat: a link, even to
-# a directory, a FIFO or a device count)? Nothing is opened. FileInfo reports the attributes
-# of the entry itself, and -1 when there is none.
-function global:__stsh_is_tag {
-    param([string]$Path)
-    $a = [int][System.IO.FileInfo]::new($Path).Attributes
-    $a -ne -1 -and (($a -band [int][System.IO.FileAttributes]::ReparsePoint) -or
-        -not ($a -band [int][System.IO.FileAttributes]::Directory))
-}
-
 # Walk up from the current file-system location to the nearest .aws-profile (no process,
-# nothing opened). A tag found elsewhere than last time is read again.
+# nothing opened). A tag is any entry of that name but a directory (lstat: a link, even to a
+# directory, a FIFO or a device count): FileInfo reports the attributes of the entry itself,
+# -1 when there is none (1024 is ReparsePoint, a link; 16 is Directory). A tag found
+# elsewhere than last time is read again.
 function global:__stsh_find {
     param([string]$Dir)
     $old = $global:__stsh_tagfile
     $global:__stsh_tagfile = $null
     $global:__stsh_root = $null
-    $d = $Dir
+    # A drive's root comes with a trailing separator (New-PSDrive X FileSystem /p; cd X:\).
+    $d = $Dir.TrimEnd([System.IO.Path]::DirectorySeparatorChar)
+    if (-not $d) { $d = [string][System.IO.Path]::DirectorySeparatorChar }
     while ($d) {
         $f = [System.IO.Path]::Combine($d, '.aws-profile')
-        if (__stsh_is_tag $f) {
+        $a = [int][System.IO.FileInfo]::new($f).Attributes
+        if ($a -ne -1 -and (($a -band 1024) -or -not ($a -band 16))) {
             $global:__stsh_tagfile = $f
             $global:__stsh_root = $d
             break
@@ -287,29 +284,6 @@ function global:__stsh_read {
     }
 }
 
-# Prepare what the prompt wrapper compares, from the state just decided on: the location, the
-# three STSH_* values the decision read, and the expiry as one integer (100-ns ticks) — the
-# moment `now >= STSH_EXPIRES - margin` turns true, or never when there are no credentials
-# or that expiry was already tried.
-function global:__stsh_settle {
-    $exp = [Environment]::GetEnvironmentVariable('STSH_EXPIRES')
-    $margin = [Environment]::GetEnvironmentVariable('STSH_REFRESH_MARGIN')
-    $global:__stsh_seen_exp = $exp
-    $global:__stsh_seen_margin = $margin
-    $global:__stsh_seen_pinned = [Environment]::GetEnvironmentVariable('STSH_PINNED')
-    $deadline = [long]::MaxValue
-    if ($exp -and $exp -cmatch '^[0-9]{1,18}\z' -and $exp -cne $global:__stsh_tried) {
-        $m = if ($margin -and $margin -cmatch '^[0-9]{1,9}\z') { [long]$margin } else { 600 }
-        $at = [long]$exp - $m
-        if ($at -le 0) {
-            $deadline = [long]::MinValue
-        } elseif ($at -lt 253402300799) {
-            $deadline = [DateTimeOffset]::FromUnixTimeSeconds($at).UtcTicks
-        }
-    }
-    $global:__stsh_deadline = $deadline
-}
-
 # Control characters and invisible formatting made visible, as lib/text.ts visible() does.
 function global:__stsh_visible {
     param([string]$Text)
@@ -330,18 +304,28 @@ function global:__stsh_hook {
     $id = if ($last) { $last.Id } else { 0 }
     if ($id -eq $global:__stsh_history_id) { return }
     $global:__stsh_history_id = $id
-    # What the wrapper compares is prepared from what this check read (__stsh_settle, at the
-    # end). Should this function stop early (Ctrl-C, a failure), the values stay unprepared
-    # and the next command's prompt checks again — with the attempt already recorded.
+    # What the wrapper compares is prepared from what this check read, at the end. Should
+    # this function stop early (Ctrl-C, a failure), the values stay unprepared and the next
+    # command's prompt checks again — with the attempt already recorded.
     $global:__stsh_dirty = $false
     $global:__stsh_seen_pwd = $PWD.ProviderPath
     $global:__stsh_deadline = [long]::MinValue
+
     # 1. Walk up only when the location changed or the tag found went away (the
     # LocationChangedAction marks it dirty; the path is compared too in case another tool
-    # replaced the action).
-    $loc = $ExecutionContext.SessionState.Path.CurrentFileSystemLocation.ProviderPath
-    if ($loc -cne $global:__stsh_pwd -or
-        ($global:__stsh_tagfile -and -not (__stsh_is_tag $global:__stsh_tagfile))) {
+    # replaced the action). Outside the file system (cd Env:) the last file-system location
+    # counts, as for the programs pwsh starts.
+    $loc = if ($PWD.Provider.Name -ceq 'FileSystem') {
+        $PWD.ProviderPath
+    } else {
+        $ExecutionContext.SessionState.Path.CurrentFileSystemLocation.ProviderPath
+    }
+    $gone = $false
+    if ($global:__stsh_tagfile) {
+        $a = [int][System.IO.FileInfo]::new($global:__stsh_tagfile).Attributes
+        $gone = $a -eq -1 -or (($a -band 16) -and -not ($a -band 1024))
+    }
+    if ($gone -or $loc -cne $global:__stsh_pwd) {
         $global:__stsh_pwd = $loc
         __stsh_find $loc
     }
@@ -368,57 +352,75 @@ function global:__stsh_hook {
         $near = [DateTimeOffset]::UtcNow.ToUnixTimeSeconds() -ge ([long]$exp - $margin)
     }
 
-    # Return at once unless the key changed (ignored while `assume` pins the profile) or
-    # the credentials are near expiry and that expiry was not tried yet.
+    # Nothing to do unless the key changed (ignored while `assume` pins the profile) or the
+    # credentials are near expiry and that expiry was not tried yet.
     $pinned = [Environment]::GetEnvironmentVariable('STSH_PINNED') -ceq '1'
     $changed = -not $pinned -and $key -cne $global:__stsh_key
-    if (-not $changed -and (-not $near -or $exp -ceq $global:__stsh_tried)) {
-        __stsh_settle
-        return
-    }
+    if ($changed -or ($near -and $exp -cne $global:__stsh_tried)) {
+        # 4. Record the attempt before starting the binary: a cancelled or failed attempt
+        # is not repeated on the next Enter.
+        if (-not $pinned) { $global:__stsh_key = $key }
+        if ($near) { $global:__stsh_tried = $exp }
+        $quiet = $global:__stsh_noticed.Contains($key)
+        $flags = $global:__stsh_args
+        if ($quiet) { $flags += '--quiet' }
 
-    # 4. Record the attempt before starting the binary: a cancelled or failed attempt is
-    # not repeated on the next Enter.
-    if (-not $pinned) { $global:__stsh_key = $key }
-    if ($near) { $global:__stsh_tried = $exp }
-    $quiet = $global:__stsh_noticed.Contains($key)
-    $flags = $global:__stsh_args
-    if ($quiet) { $flags += '--quiet' }
-
-    # STSH_DEBUG=1: why the binary starts (the binary's own debug lines follow).
-    if ([Environment]::GetEnvironmentVariable('STSH_DEBUG') -ceq '1') {
-        $why = if ($changed) {
-            'the tag changed (now: ' + $(if ($global:__stsh_tagfile) { __stsh_visible $global:__stsh_tagfile } else { 'no tag' }) + ')'
-        } elseif ($pinned) {
-            "the assumed profile is near expiry (STSH_EXPIRES $exp, margin $margin s)"
-        } else {
-            "the credentials are near expiry (STSH_EXPIRES $exp, margin $margin s)"
+        # STSH_DEBUG=1: why the binary starts (the binary's own debug lines follow).
+        if ([Environment]::GetEnvironmentVariable('STSH_DEBUG') -ceq '1') {
+            $why = if ($changed) {
+                'the tag changed (now: ' + $(if ($global:__stsh_tagfile) { __stsh_visible $global:__stsh_tagfile } else { 'no tag' }) + ')'
+            } elseif ($pinned) {
+                "the assumed profile is near expiry (STSH_EXPIRES $exp, margin $margin s)"
+            } else {
+                "the credentials are near expiry (STSH_EXPIRES $exp, margin $margin s)"
+            }
+            [Console]::Error.WriteLine("stsh: debug: pwsh hook: $why; running stsh $($flags -join ' ')")
         }
-        [Console]::Error.WriteLine("stsh: debug: pwsh hook: $why; running stsh $($flags -join ' ')")
-    }
 
-    # 5. Run the binary and apply its change set. Ctrl-C at the MFA question reaches the
-    # binary (it exits 130) and this function carries on, but only for a while: pwsh stops
-    # the prompt function 100 ms after Ctrl-C (ConsoleHost's prompt executor) and then shows
-    # the default prompt. So after a cancel this function does as little as it can.
-    $r = __stsh_run $flags
-    __stsh_apply $r.Out
-    if ($r.Status -eq 2) {
-        if (-not $quiet) { $null = $global:__stsh_noticed.Add($key) }
-    } elseif ($r.Status -eq 4) {
-        # MFA needed: ask on the terminal, but only where someone can answer.
-        if ([Environment]::UserInteractive -and -not [Console]::IsInputRedirected) {
-            $r = __stsh_run ($flags + '--prompt')
-            __stsh_apply $r.Out
-            # Ctrl-C: the binary exits at once without a word (see above), so the line is
-            # said here, and the next command's prompt prepares the rest.
-            if ($r.Status -eq 130) {
-                [Console]::Error.WriteLine('stsh: cancelled; `stsh reload` (or cd) asks again.')
-                return
+        # 5. Run the binary and apply its change set. Ctrl-C at the MFA question reaches the
+        # binary (it exits 130) and this function carries on, but only for a while: pwsh
+        # stops the prompt function 100 ms after Ctrl-C (ConsoleHost's prompt executor) and
+        # then shows its default prompt. So after a cancel this function does as little as
+        # it can.
+        $r = __stsh_run $flags
+        __stsh_apply $r.Out
+        if ($r.Status -eq 2) {
+            if (-not $quiet) { $null = $global:__stsh_noticed.Add($key) }
+        } elseif ($r.Status -eq 4) {
+            # MFA needed: ask on the terminal, but only where someone can answer.
+            if ([Environment]::UserInteractive -and -not [Console]::IsInputRedirected) {
+                $r = __stsh_run ($flags + '--prompt')
+                __stsh_apply $r.Out
+                # Ctrl-C: the binary exits at once without a word (see above), so the line
+                # is said here, and the next command's prompt prepares the rest.
+                if ($r.Status -eq 130) {
+                    [Console]::Error.WriteLine('stsh: cancelled; `stsh reload` (or cd) asks again.')
+                    return
+                }
             }
         }
+        $exp = [Environment]::GetEnvironmentVariable('STSH_EXPIRES')
     }
-    __stsh_settle
+
+    # Prepare what the wrapper compares: the STSH_* values this decision read (after the
+    # change set), and the expiry as one integer (100-ns ticks) — the moment
+    # `now >= STSH_EXPIRES - margin` turns true, or never when there are no credentials or
+    # that expiry was already tried.
+    $ms = [Environment]::GetEnvironmentVariable('STSH_REFRESH_MARGIN')
+    $global:__stsh_seen_exp = $exp
+    $global:__stsh_seen_margin = $ms
+    $global:__stsh_seen_pinned = [Environment]::GetEnvironmentVariable('STSH_PINNED')
+    $deadline = [long]::MaxValue
+    if ($exp -and $exp -cmatch '^[0-9]{1,18}\z' -and $exp -cne $global:__stsh_tried) {
+        $m = if ($ms -and $ms -cmatch '^[0-9]{1,9}\z') { [long]$ms } else { 600 }
+        $at = [long]$exp - $m
+        if ($at -le 0) {
+            $deadline = [long]::MinValue
+        } elseif ($at -lt 253402300799) {
+            $deadline = [DateTimeOffset]::FromUnixTimeSeconds($at).UtcTicks
+        }
+    }
+    $global:__stsh_deadline = $deadline
 }
 
 # `assume PROFILE` pins PROFILE, `assume` shows what is active, `assume --clear` restores.
@@ -611,8 +613,9 @@ if (-not "$function:prompt".Contains('__stsh_prompt_wrapper')) {
             [Environment]::GetEnvironmentVariable('STSH_PINNED') -cne $global:__stsh_seen_pinned -or
             [Environment]::GetEnvironmentVariable('STSH_REFRESH_MARGIN') -cne $global:__stsh_seen_margin -or
             $global:__stsh_ran -ge $global:__stsh_deadline) {
-            # The value, not the PSVariable: that object is live and would read the binary's code.
-            $stsh_var = Microsoft.PowerShell.Utility\Get-Variable -Name LASTEXITCODE -Scope Global -ErrorAction Ignore
+            # The value, not the PSVariable: that object is live and would read the binary's
+            # code. (PSVariable.Get, not Get-Variable: a cmdlet costs 80 µs.)
+            $stsh_var = $ExecutionContext.SessionState.PSVariable.Get('global:LASTEXITCODE')
             $stsh_had = $null -ne $stsh_var
             $stsh_code = if ($stsh_had) { $stsh_var.Value } else { $null }
             try {
