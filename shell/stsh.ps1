@@ -175,7 +175,9 @@ function global:__stsh_find {
     if (-not $d) { $d = [string][System.IO.Path]::DirectorySeparatorChar }
     while ($d) {
         $f = [System.IO.Path]::Combine($d, '.aws-profile')
-        $a = [int][System.IO.FileInfo]::new($f).Attributes
+        # An entry that cannot even be looked at (a directory without search permission)
+        # counts as there, and the binary says why it is refused.
+        $a = try { [int][System.IO.FileInfo]::new($f).Attributes } catch { 0 }
         if ($a -ne -1 -and (($a -band 1024) -or -not ($a -band 16))) {
             $global:__stsh_tagfile = $f
             $global:__stsh_root = $d
@@ -322,8 +324,12 @@ function global:__stsh_hook {
     }
     $gone = $false
     if ($global:__stsh_tagfile) {
-        $a = [int][System.IO.FileInfo]::new($global:__stsh_tagfile).Attributes
-        $gone = $a -eq -1 -or (($a -band 16) -and -not ($a -band 1024))
+        try {
+            $a = [int][System.IO.FileInfo]::new($global:__stsh_tagfile).Attributes
+            $gone = $a -eq -1 -or (($a -band 16) -and -not ($a -band 1024))
+        } catch {
+            $gone = $true
+        }
     }
     if ($gone -or $loc -cne $global:__stsh_pwd) {
         $global:__stsh_pwd = $loc
@@ -334,11 +340,14 @@ function global:__stsh_hook {
     # link target's) changed. It is only ever compared.
     $key = ''
     if ($global:__stsh_tagfile) {
-        if ([System.IO.File]::GetLastWriteTimeUtc($global:__stsh_tagfile).Ticks -ne $global:__stsh_stamp -or
-            ($global:__stsh_target -and
-                [System.IO.File]::GetLastWriteTimeUtc($global:__stsh_target).Ticks -ne $global:__stsh_target_stamp)) {
-            __stsh_read
+        $same = $false
+        try {
+            $same = [System.IO.File]::GetLastWriteTimeUtc($global:__stsh_tagfile).Ticks -eq $global:__stsh_stamp -and
+            (-not $global:__stsh_target -or
+                [System.IO.File]::GetLastWriteTimeUtc($global:__stsh_target).Ticks -eq $global:__stsh_target_stamp)
+        } catch {
         }
+        if (-not $same) { __stsh_read }
         $key = $global:__stsh_root + "`n" + $global:__stsh_content
     }
 
@@ -602,9 +611,12 @@ if (-not "$function:prompt".Contains('__stsh_prompt_wrapper')) {
         # cmdlet: the location, the tag's modification times, the STSH_* values the last check
         # read, and the clock against the expiry prepared then. Only when one differs does the
         # full check run (__stsh_hook). This starts no native command, so $LASTEXITCODE is
-        # saved and restored only around the full check.
-        $global:__stsh_ran = [DateTime]::UtcNow.Ticks
-        if ($global:__stsh_dirty -or $PWD.ProviderPath -cne $global:__stsh_seen_pwd -or
+        # saved and restored only around the full check. (A file time that cannot be read, a
+        # directory made unreadable, throws: then the full check runs.)
+        $stsh_go = $true
+        try {
+            $global:__stsh_ran = [DateTime]::UtcNow.Ticks
+            $stsh_go = $global:__stsh_dirty -or $PWD.ProviderPath -cne $global:__stsh_seen_pwd -or
             ($global:__stsh_tagfile -and
                 ([System.IO.File]::GetLastWriteTimeUtc($global:__stsh_tagfile).Ticks -ne $global:__stsh_stamp -or
                     ($global:__stsh_target -and
@@ -612,7 +624,10 @@ if (-not "$function:prompt".Contains('__stsh_prompt_wrapper')) {
             [Environment]::GetEnvironmentVariable('STSH_EXPIRES') -cne $global:__stsh_seen_exp -or
             [Environment]::GetEnvironmentVariable('STSH_PINNED') -cne $global:__stsh_seen_pinned -or
             [Environment]::GetEnvironmentVariable('STSH_REFRESH_MARGIN') -cne $global:__stsh_seen_margin -or
-            $global:__stsh_ran -ge $global:__stsh_deadline) {
+            $global:__stsh_ran -ge $global:__stsh_deadline
+        } catch {
+        }
+        if ($stsh_go) {
             # The value, not the PSVariable: that object is live and would read the binary's
             # code. (PSVariable.Get, not Get-Variable: a cmdlet costs 80 µs.)
             $stsh_var = $ExecutionContext.SessionState.PSVariable.Get('global:LASTEXITCODE')
