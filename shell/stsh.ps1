@@ -176,8 +176,8 @@ function global:__stsh_find {
     while ($d) {
         $f = [System.IO.Path]::Combine($d, '.aws-profile')
         # An entry that cannot even be looked at (a directory without search permission)
-        # counts as there, and the binary says why it is refused.
-        $a = try { [int][System.IO.FileInfo]::new($f).Attributes } catch { 0 }
+        # counts as absent, as it does for the binary's walk.
+        $a = try { [int][System.IO.FileInfo]::new($f).Attributes } catch { -1 }
         if ($a -ne -1 -and (($a -band 1024) -or -not ($a -band 16))) {
             $global:__stsh_tagfile = $f
             $global:__stsh_root = $d
