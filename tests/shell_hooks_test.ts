@@ -692,7 +692,8 @@ hookTest("assume pins a profile, assume --clear restores, Tab completes names", 
     await t.run(d.nop);
     const calls = await f.calls();
     assert.deepEqual(calls.slice(4), [
-      "profiles --names",
+      // pwsh completes through `stsh complete` (PROTOCOL.md), like every command line.
+      shell === "pwsh" ? "complete -- assume st" : "profiles --names",
       `hook ${shell} --assume staging --prompt`,
     ]);
   });

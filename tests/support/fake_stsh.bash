@@ -99,6 +99,15 @@ hook)
   exit "$HOOK_STATUS"
   ;;
 profiles) printf '%s\n' dev prod prod-eu staging ;;
+complete)
+  # `complete -- WORD…`: like the real one, the candidates that start with the last word —
+  # subcommands after `stsh`, else profile names (and --clear for `assume`).
+  shift 2
+  cur=${!#} all=(dev prod prod-eu staging)
+  if [[ $1 == stsh && $# == 2 ]]; then all=(credential-process current env exec); fi
+  if [[ $1 == assume ]]; then all+=(--clear); fi
+  for c in "${all[@]}"; do [[ $c != "$cur"* ]] || printf '%s\n' "$c"; done
+  ;;
 current) echo "fake-current" ;;
 fail) exit 3 ;;
 *) echo "fake-stsh $*" ;;
