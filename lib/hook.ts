@@ -12,7 +12,7 @@ import {
   STATE_VARS,
 } from "./formats.ts";
 import { asksFor, findTag, inspectTag, TrustStore } from "./trust.ts";
-import { notice } from "./tty.ts";
+import { exitAtOnceOnCancel, notice } from "./tty.ts";
 import { configStamp, isAbsolute, PROFILE_NAME, refreshMargin } from "./paths.ts";
 import { Cache, isFresh } from "./cache.ts";
 import { clock, timeLeft, visible } from "./text.ts";
@@ -388,6 +388,7 @@ export async function hookMain(args: string[]): Promise<number> {
     else return usage();
   }
   if (!fmt) return usage();
+  if (req.silentCancel) exitAtOnceOnCancel();
   try {
     const r = await decide(req);
     const text = new TextEncoder().encode(fmt.export(r.changes));

@@ -125,7 +125,8 @@ class ShTerminal implements Terminal {
     try {
       return await this.read('IFS= read -r line < /dev/tty && printf "%s" "$line"', []);
     } catch (e) {
-      this.write("\n"); // the line the question was on ends here
+      // The line the question was on ends here — unless the caller ends it (exitAtOnce).
+      if (!exitAtOnce) this.write("\n");
       throw e;
     }
   }
@@ -171,6 +172,18 @@ class ShTerminal implements Terminal {
   }
 
   close() {}
+}
+
+let exitAtOnce = false;
+
+/**
+ * After Ctrl-C at a question, start nothing more (not even a /bin/sh to end the question's
+ * line): `stsh hook pwsh`, because pwsh abandons its prompt function (and shows `PS>`) when
+ * a native command it waits for is still busy about 100 ms after Ctrl-C. Its hook ends the
+ * line and says "cancelled" itself.
+ */
+export function exitAtOnceOnCancel(): void {
+  exitAtOnce = true;
 }
 
 /** The person's terminal, or null when there is none to ask on. */

@@ -104,6 +104,8 @@ function global:__stsh_run {
         # The user's saved values go to this one process only: they live in
         # $global:__stsh_prev, not in the environment children inherit.
         [Environment]::SetEnvironmentVariable('STSH_PREV', $global:__stsh_prev)
+        # The per-user endpoint server (--serve) stays up while this shell lives.
+        [Environment]::SetEnvironmentVariable('STSH_SHELL_PID', [string]$PID)
         # pwsh keeps no $env:PWD: the binary gets the location this hook walked from (it
         # walks from $PWD when that names its working directory, as for bash and zsh).
         [Environment]::SetEnvironmentVariable('PWD', $ExecutionContext.SessionState.Path.CurrentFileSystemLocation.ProviderPath)
@@ -119,6 +121,7 @@ function global:__stsh_run {
         $status = 1
     } finally {
         [Environment]::SetEnvironmentVariable('STSH_PREV', [NullString]::Value)
+        [Environment]::SetEnvironmentVariable('STSH_SHELL_PID', [NullString]::Value)
         if ($null -eq $pwd0) { $pwd0 = [NullString]::Value }
         [Environment]::SetEnvironmentVariable('PWD', $pwd0)
         [Console]::OutputEncoding = $enc
@@ -403,7 +406,7 @@ function global:__stsh_hook {
                 # Ctrl-C: the binary exits at once without a word (see above), so the line
                 # is said here, and the next command's prompt prepares the rest.
                 if ($r.Status -eq 130) {
-                    [Console]::Error.WriteLine('stsh: cancelled; `stsh reload` (or cd) asks again.')
+                    [Console]::Error.WriteLine("`nstsh: cancelled; ``stsh reload`` (or cd) asks again.")
                     return
                 }
             }
@@ -456,7 +459,7 @@ function global:assume {
             $r = __stsh_run ($global:__stsh_args + @('--assume', $Name, '--prompt'))
         } finally {
             if ($null -eq $r -or $r.Status -eq 130) {
-                [Console]::Error.WriteLine('stsh: cancelled; `assume ' + (__stsh_visible $Name) + '` asks again.')
+                [Console]::Error.WriteLine("`nstsh: cancelled; ``assume " + (__stsh_visible $Name) + "`` asks again.")
                 if ($null -eq $r) { __stsh_reset }
             }
         }
