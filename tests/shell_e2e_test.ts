@@ -218,6 +218,86 @@ e2e("untrusted and hostile tags: no credentials, no question, nothing executed",
   assert.deepEqual(found, [], "a tag's contents were executed");
 });
 
+// 6b. Tag FILES that must never wedge a prompt (issue 12.1): each shell and the binary look
+// before they open — only a non-empty regular file of the user's is read, with a byte limit —
+// and the binary says one line per directory. A read of a FIFO would block the prompt for
+// good and a read without limit of the 50 GB file for minutes: each step is timed.
+const HOSTILE_FILES: Record<string, (tag: string, dir: string) => Promise<void>> = {
+  fifo: (t) => mkfifo(t),
+  "link-to-fifo": async (t, d) => {
+    await mkfifo(`${d}/pipe`);
+    await Deno.symlink("pipe", t);
+  },
+  "link-to-pagemap": (t) => Deno.symlink("/proc/self/pagemap", t),
+  "link-to-dev-zero": (t) => Deno.symlink("/dev/zero", t),
+  "sparse-50G": async (t) => {
+    const f = await Deno.open(t, { write: true, create: true, mode: 0o644 });
+    await f.truncate(50 * 2 ** 30);
+    f.close();
+  },
+  "nul-bytes": (t) => Deno.writeFile(t, new Uint8Array(4096), { mode: 0o644 }),
+  "dangling-link": (t, d) => Deno.symlink(`${d}/nothing-here`, t),
+  ...(Deno.uid() === 0
+    ? {
+      "other-user": async (t: string) => {
+        await Deno.writeTextFile(t, "a\n", { mode: 0o644 });
+        await Deno.chown(t, 65534, 65534);
+      },
+    }
+    : {}),
+};
+
+async function mkfifo(path: string): Promise<void> {
+  assert.ok((await new Deno.Command("mkfifo", { args: [path] }).output()).success, path);
+}
+
+e2e("hostile tag files: the prompt comes back, nothing asked or set, one line each", async (s) => {
+  const { d, w, shell } = s;
+  await s.run(d.setVars({ AWS_ACCESS_KEY_ID: USER_VARS.AWS_ACCESS_KEY_ID }));
+  const before = await s.vars();
+  const dirs: [string, string][] = [];
+  for (const [kind, make] of Object.entries(HOSTILE_FILES)) {
+    const dir = w.sb.path("hostile", kind);
+    await Deno.mkdir(dir, { recursive: true });
+    await make(`${dir}/.aws-profile`, dir);
+    dirs.push([kind, dir]);
+  }
+  const step = async (line: string, kind: string) => {
+    const t0 = performance.now();
+    await s.run(line, 10_000);
+    const ms = performance.now() - t0;
+    // A second on a quiet machine (one start of stsh); a loaded CI box gets five.
+    assert.ok(ms < 5_000, `${kind}: '${line}' took ${ms.toFixed(0)} ms`);
+  };
+  const n0 = (await s.starts()).length;
+  for (const [kind, dir] of dirs) {
+    // In, a prompt there, out, in again (the notice is not repeated), out.
+    await step(d.cd(dir), kind);
+    await step(d.nop, kind);
+    assert.deepEqual(await s.vars(), before, kind);
+    await step(d.cd(s.plain), kind);
+    await step(d.cd(dir), kind);
+    await step(d.cd(s.plain), kind);
+  }
+  assert.deepEqual(await s.questions(), [], "a hostile tag asked for a code");
+  assert.deepEqual(await s.vars(), before);
+  assert.deepEqual(w.emu.counts, {});
+  const hook = `hook ${shell}`;
+  assert.deepEqual(
+    await s.startsSince(n0),
+    dirs.flatMap(() => [hook, hook, `${hook} --quiet`, hook]),
+    "one start per change of tag, never one on an unchanged prompt",
+  );
+  const screen = await s.t.screen();
+  for (const [kind, dir] of dirs) {
+    const said = screen.split("\n").filter((l) =>
+      l.startsWith("stsh: ") && l.includes(`${dir}/.aws-profile`)
+    );
+    assert.equal(said.length, 1, `${kind}: ${JSON.stringify(said)}`);
+    assert.match(said[0], /; ignored\./, kind);
+  }
+});
+
 // 7, 8. The init line run twice installs one hook; 200 unchanged prompts with credentials
 // active start no process.
 e2e("init twice installs one hook; 200 unchanged prompts start nothing", async (s) => {
