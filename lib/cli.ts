@@ -10,21 +10,12 @@ import { consoleLink, openInBrowser, parseDuration } from "./console.ts";
 import { describe, getProfile, loadConfig, PROFILE_NAME } from "./config.ts";
 import { type Credentials, resolve } from "./engine.ts";
 import { EXIT, StshError } from "./errors.ts";
-import {
-  credentialChanges,
-  credentialsJson,
-  fishQuote,
-  FORMAT_NAMES,
-  FORMATS,
-  processJson,
-  psQuote,
-  shQuote,
-  stateChanges,
-} from "./formats.ts";
+import { fishQuote, FORMAT_NAMES, processJson, psQuote, shQuote } from "./formats.ts";
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
 import { keysAdd, keysExport, keysImport, keysList, keysRm, keysWhere } from "./keys.ts";
 import { SessionVault } from "./secrets.ts";
 import { notice } from "./tty.ts";
+import { currentText, envPayload, shadowUnderStamp, staticKeysEnv } from "./quick.ts";
 import { join, resolvePath } from "./paths.ts";
 import { clock, timeLeft, visible, wrap } from "./text.ts";
 
@@ -193,15 +184,7 @@ export function buildProgram(): Command {
     )
     .option("--no-session", "for a keys-only profile: pass the long-term keys through")
     .action(async (p: string | undefined, o: ResolveFlags & { format: string }) => {
-      const c = await credentialsFor(defaultProfile(p), o, debug());
-      if (o.format === "process") out(processJson(c));
-      else if (o.format === "json") out(credentialsJson(c));
-      else {
-        out(FORMATS[o.format].export({
-          ...credentialChanges(c),
-          ...stateChanges(c.profile, c.expiration),
-        }));
-      }
+      out(envPayload(await credentialsFor(defaultProfile(p), o, debug()), o.format));
     });
 
   program.command("credential-process")
@@ -239,7 +222,11 @@ export function buildProgram(): Command {
       let childEnv: Record<string, string>;
       let server: { close(): Promise<void> } | undefined;
       const serve = await import("./serve.ts");
-      const shadow = o.env ? null : serve.defaultProfileShadows(await loadConfig(env));
+      // Recorded under the config stamp, so that a warm exec (lib/quick.ts) needs no parse.
+      const shadow = o.env
+        ? null
+        : await shadowUnderStamp(env, async () =>
+          serve.defaultProfileShadows(await loadConfig(env)));
       if (o.env || shadow) {
         if (shadow) {
           notice(
@@ -248,11 +235,7 @@ export function buildProgram(): Command {
             }. Keep those credentials under another profile name to use the endpoint.`,
           );
         }
-        childEnv = { ...env };
-        for (const [k, v] of Object.entries(credentialChanges(c))) {
-          if (v === null) delete childEnv[k];
-          else childEnv[k] = v;
-        }
+        childEnv = staticKeysEnv(env, c);
       } else {
         let s;
         try {
@@ -457,23 +440,7 @@ export function buildProgram(): Command {
 
   program.command("current")
     .description("the profile active in this shell and its time left")
-    .action(() => {
-      const env = Deno.env.toObject();
-      if (!env.STSH_PROFILE) return out("No stsh credentials in this shell.\n");
-      const exp = Number(env.STSH_EXPIRES) * 1000;
-      const how = env.STSH_PINNED === "1"
-        ? "assumed"
-        : env.STSH_ROOT
-        ? `from ${join(env.STSH_ROOT, TAG_FILE)}`
-        : "set by `stsh env`";
-      out(
-        visible(
-          `${env.STSH_PROFILE} (${how}): ${
-            exp ? `${timeLeft(exp - Date.now())} left, until ${clock(new Date(exp))}` : "no expiry"
-          }\n`,
-        ),
-      );
-    });
+    .action(() => out(currentText(Deno.env.toObject())));
 
   program.command("tag")
     .description(`write ${TAG_FILE} naming PROFILE in DIR (default .) and trust it`)
