@@ -420,6 +420,14 @@ async function run(
   }
   Deno.addSignalListener("SIGINT", () => {});
   const status = await child.status;
-  if (server) await Promise.race([server.close(), new Promise((r) => setTimeout(r, 3000))]);
+  // The endpoint ends with the command (a request in flight is answered first, bounded).
+  // AbortSignal.timeout, not setTimeout: the first setTimeout costs ~10 ms (lib/fsafe.ts).
+  if (server) {
+    const bound = AbortSignal.timeout(3000);
+    await Promise.race([
+      server.close(),
+      new Promise((r) => bound.addEventListener("abort", r, { once: true })),
+    ]);
+  }
   return status.code || (status.signal ? 128 + 2 : 0);
 }
