@@ -242,6 +242,7 @@ export function buildProgram(): Command {
           s = serve.startServer({
             env,
             only: p,
+            transport: "raw",
             debug: debug(),
             log: debug() ? (m) => notice(`debug: endpoint: ${m}`) : undefined,
           });

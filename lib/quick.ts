@@ -391,7 +391,14 @@ export async function quickMain(argv: string[]): Promise<number | undefined> {
   let server;
   let childEnv: Record<string, string>;
   try {
-    server = serve.startServer({ env, only: q.profile, debug: false, log: undefined });
+    // As lib/cli.ts exec starts it (the same options: the same door).
+    server = serve.startServer({
+      env,
+      only: q.profile,
+      transport: "raw",
+      debug: false,
+      log: undefined,
+    });
     childEnv = serve.execEnv(env, server, q.profile, c.region);
   } catch {
     await server?.close();
