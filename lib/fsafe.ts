@@ -36,13 +36,29 @@ export interface ReadRules {
  * Unreadable with a reason for anything that is not a plain regular file we may read.
  * Returns the target's info (size, mode, uid) and whether `path` itself was a link.
  */
-export async function checkRegular(
+export function checkRegular(
   path: string,
   rules: ReadRules,
 ): Promise<{ info: Deno.FileInfo; link: boolean }> {
+  try {
+    return Promise.resolve(checkRegularSync(path, rules));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * checkRegular without a trip through Deno's thread pool: lstat and stat never block (they
+ * open nothing), and each asynchronous call costs a thread hand-off — on a busy machine more
+ * than the call itself, and the hook makes these on every `cd` into a tagged tree.
+ */
+export function checkRegularSync(
+  path: string,
+  rules: ReadRules,
+): { info: Deno.FileInfo; link: boolean } {
   let st: Deno.FileInfo;
   try {
-    st = await Deno.lstat(path);
+    st = Deno.lstatSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new Unreadable(path, "does not exist");
     throw new Unreadable(path, `cannot be examined (${(e as Error).message})`);
@@ -54,7 +70,7 @@ export async function checkRegular(
       throw new Unreadable(path, "is a symbolic link that belongs to another user");
     }
     try {
-      st = await Deno.stat(path);
+      st = Deno.statSync(path);
     } catch {
       throw new Unreadable(path, "is a symbolic link to nothing readable");
     }
@@ -89,7 +105,7 @@ export async function checkRegular(
  * the limit is passed; an open that does not finish in time is abandoned.
  */
 export async function readBounded(path: string, rules: ReadRules): Promise<Uint8Array> {
-  const { info } = await checkRegular(path, rules);
+  const { info } = checkRegularSync(path, rules);
   const ms = rules.openTimeoutMs ?? 1000;
   // AbortSignal.timeout, not setTimeout: Deno's setTimeout is Node's, and its first call in a
   // process costs ~10 ms of start-up (every warm `cd` of the hook reads a tag through here).
@@ -114,7 +130,9 @@ export async function readBounded(path: string, rules: ReadRules): Promise<Uint8
     deadline.removeEventListener("abort", onLate);
   }
   try {
-    const now = await file.stat();
+    // Opened, and the same regular file that was checked: reading it cannot block, so the
+    // rest is synchronous (no thread hand-off per call).
+    const now = file.statSync();
     if (!now.isFile || (!isWindows && (now.ino !== info.ino || now.dev !== info.dev))) {
       throw new Unreadable(path, "changed while it was being opened");
     }
@@ -124,7 +142,7 @@ export async function readBounded(path: string, rules: ReadRules): Promise<Uint8
     while (n <= limit) {
       let got: number | null;
       try {
-        got = await file.read(out.subarray(n));
+        got = file.readSync(out.subarray(n));
       } catch (e) {
         throw new Unreadable(path, `cannot be read (${describeIoError(e)})`);
       }
