@@ -1,4 +1,15 @@
 /** stsh: argv -> command. Everything else lives in lib/. */
+
+/**
+ * A module of lib/, imported through a computed URL rather than `import("./lib/x.ts")`: before
+ * running anything, Deno reads and parses every module that a literal dynamic import can reach
+ * (for `stsh current`, all of lib/). This way a command reads only the modules it runs.
+ * deno.json's compile task includes lib/ for the same reason.
+ */
+function lib<T>(name: string): Promise<T> {
+  return import(new URL(`./lib/${name}.ts`, import.meta.url).href);
+}
+
 if (import.meta.main) {
   const args = Deno.args;
   let code: number | undefined;
@@ -6,13 +17,13 @@ if (import.meta.main) {
   // warm env, credential-process, exec and current (lib/quick.ts), which otherwise fall
   // through to the full CLI having printed nothing.
   if (args[0] === "hook") {
-    code = await (await import("./lib/hook.ts")).hookMain(args.slice(1));
+    code = await (await lib<typeof import("./lib/hook.ts")>("hook")).hookMain(args.slice(1));
   } else if (
     (args[0] === "env" || args[0] === "credential-process" || args[0] === "exec" ||
       args[0] === "current") && Deno.env.get("STSH_NO_QUICK") !== "1"
   ) {
-    code = await (await import("./lib/quick.ts")).quickMain(args);
+    code = await (await lib<typeof import("./lib/quick.ts")>("quick")).quickMain(args);
   }
-  code ??= await (await import("./lib/cli.ts")).main(args);
+  code ??= await (await lib<typeof import("./lib/cli.ts")>("cli")).main(args);
   Deno.exit(code);
 }

@@ -17,6 +17,14 @@ import { isAbsolute, PROFILE_NAME, refreshMargin } from "./paths.ts";
 import { configStampSync, quickCredentials } from "./quick.ts";
 import { clock, timeLeft, visible } from "./text.ts";
 
+/**
+ * A sibling module loaded when first needed, through a computed URL: Deno reads and parses
+ * everything a literal `import("./x.ts")` can reach before running anything (see main.ts).
+ */
+function later<T>(name: string): Promise<T> {
+  return import(new URL(`./${name}.ts`, import.meta.url).href);
+}
+
 export interface HookRequest {
   cwd: string;
   env: Record<string, string>;
@@ -209,8 +217,8 @@ export async function decide(req: HookRequest): Promise<HookResult> {
     // Loaded only now: the AWS config parser and the engine are the slow part of start-up,
     // and the paths without a trusted tag or with a warm cache never need them.
     const [{ loadConfig }, { resolve }] = await Promise.all([
-      import("./config.ts"),
-      import("./engine.ts"),
+      later<typeof import("./config.ts")>("config"),
+      later<typeof import("./engine.ts")>("engine"),
     ]);
     const config = await loadConfig(userEnv);
     if (!config.profiles.has(profile)) return null;
@@ -239,8 +247,8 @@ export async function decide(req: HookRequest): Promise<HookResult> {
     });
     if (!req.serve) return keys();
     const [{ loadConfig }, serve] = await Promise.all([
-      import("./config.ts"),
-      import("./serve.ts"),
+      later<typeof import("./config.ts")>("config"),
+      later<typeof import("./serve.ts")>("serve"),
     ]);
     const shadow = serve.defaultProfileShadows(await loadConfig(userEnv));
     if (shadow) {

@@ -190,6 +190,14 @@ const MAX_INDEX_BYTES = 4 * 1024 * 1024;
 const dec = new TextDecoder();
 
 /**
+ * A sibling module loaded when first needed, through a computed URL: Deno reads and parses
+ * everything a literal `import("./x.ts")` can reach before running anything (see main.ts).
+ */
+function later<T>(name: string): Promise<T> {
+  return import(new URL(`./${name}.ts`, import.meta.url).href);
+}
+
+/**
  * A file of ours in a private directory, or null: a regular file (not a link), owned by
  * this user, readable by nobody else, not larger than `max`. Nothing is discarded here.
  */
@@ -312,7 +320,7 @@ export async function shadowUnderStamp(
   const shadow = await compute();
   if (stamp !== undefined && knownShadow(env, stamp) !== shadow) {
     try {
-      const { writeAtomic } = await import("./fsafe.ts");
+      const { writeAtomic } = await later<typeof import("./fsafe.ts")>("fsafe");
       await privateDir(cacheDir(env));
       await writeAtomic(shadowFile(env), JSON.stringify({ stamp, shadow }) + "\n", {
         mode: 0o600,
@@ -387,7 +395,7 @@ export async function quickMain(argv: string[]): Promise<number | undefined> {
 
   // exec with the endpoint: only when [default] is known not to outrank it.
   if (knownShadow(env, stamp) !== null) return undefined;
-  const serve = await import("./serve.ts");
+  const serve = await later<typeof import("./serve.ts")>("serve");
   let server;
   let childEnv: Record<string, string>;
   try {

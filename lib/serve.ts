@@ -29,6 +29,14 @@ import { oneLine } from "./text.ts";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+/**
+ * A sibling module loaded when first needed, through a computed URL: Deno reads and parses
+ * everything a literal `import("./x.ts")` can reach before running anything (see main.ts).
+ */
+function later<T>(name: string): Promise<T> {
+  return import(new URL(`./${name}.ts`, import.meta.url).href);
+}
+
 /** Variables that outrank the endpoint in SDK credential chains, or point elsewhere. */
 export const ENDPOINT_SHADOWING_VARS = [
   "AWS_ACCESS_KEY_ID",
@@ -187,7 +195,7 @@ export function startServer(opts: ServerOptions): CredentialServer {
   let hosts = new Set<string>();
 
   const resolver = opts.resolver ?? (async (profile: string) => {
-    const { resolve } = await import("./engine.ts");
+    const { resolve } = await later<typeof import("./engine.ts")>("engine");
     const o: ResolveOptions = { env: opts.env, interactive: false };
     // TODO(harden): pass the engine's "never wait for another process's lock" option here
     // once it exists; until then the deadline below answers such a request in time.
@@ -859,7 +867,7 @@ async function liveProcesses(pids: number[]): Promise<Set<number>> {
 
 /** Does the cache still hold anything unexpired (an MFA session, or a role session from one)? */
 async function anySessionLeft(env: Record<string, string>): Promise<boolean> {
-  const { Cache } = await import("./cache.ts");
+  const { Cache } = await later<typeof import("./cache.ts")>("cache");
   const now = Date.now();
   return (await new Cache(env).list()).some((e) => Date.parse(e.expiration) > now);
 }
