@@ -73,7 +73,7 @@ function parseArgs(argv: string[]): Args {
 const SETTINGS = {
   full: {
     shells: { reps: 9, prompts: 400, slowPrompts: 80, cds: 100 },
-    procs: { runs: 15, coldRuns: 7, awsRuns: 7, rssRuns: 5 },
+    procs: { runs: 25, coldRuns: 7, awsRuns: 7, rssRuns: 5 },
     day: { hours: 8, switchMinutes: 20 },
     job: { roleSeconds: 20, jobSeconds: 60 },
   },
