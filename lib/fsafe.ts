@@ -5,7 +5,7 @@
  * follow a link — a temp file created exclusively beside the target, then renamed over it.
  */
 import { StshError } from "./errors.ts";
-import { dirname, isWindows, join } from "./paths.ts";
+import { dirname, isWindows, join, resolvePath } from "./paths.ts";
 import { visible } from "./text.ts";
 
 /** Why a file was not read: said in one line by the caller. */
@@ -105,7 +105,16 @@ export function checkRegularSync(
  * the limit is passed; an open that does not finish in time is abandoned.
  */
 export async function readBounded(path: string, rules: ReadRules): Promise<Uint8Array> {
-  const { info } = checkRegularSync(path, rules);
+  const { info, link } = checkRegularSync(path, rules);
+  if (!link && swapProof(path, info)) {
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { read: true });
+    } catch (e) {
+      throw new Unreadable(path, `cannot be read (${(e as Error).message})`);
+    }
+    return readOpened(path, info, rules, file);
+  }
   const ms = rules.openTimeoutMs ?? 1000;
   // AbortSignal.timeout, not setTimeout: Deno's setTimeout is Node's, and its first call in a
   // process costs ~10 ms of start-up (every warm `cd` of the hook reads a tag through here).
@@ -129,9 +138,49 @@ export async function readBounded(path: string, rules: ReadRules): Promise<Uint8
   } finally {
     deadline.removeEventListener("abort", onLate);
   }
+  return readOpened(path, info, rules, file);
+}
+
+/**
+ * Could nobody but this user (or root) have swapped the checked file for something else (a
+ * FIFO, whose open would block) before it is opened? True when the file and every directory
+ * above it belong to this user or root, and no directory lets others rename entries (not
+ * group- or world-writable, or sticky). Then the open cannot block and needs no deadline —
+ * nor a trip through the thread pool, which the hook would pay on every tagged `cd`.
+ */
+export function swapProof(path: string, info: Deno.FileInfo): boolean {
+  if (isWindows) return false;
+  const me = Deno.uid();
+  const ours = (st: Deno.FileInfo) => st.uid === me || st.uid === 0;
+  if (!ours(info)) return false;
+  let d = dirname(resolvePath(path));
+  for (let i = 0; i < 64; i++) {
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.lstatSync(d);
+    } catch {
+      return false;
+    }
+    const mode = st.mode ?? 0o777;
+    if (!st.isDirectory || !ours(st) || ((mode & 0o022) !== 0 && (mode & 0o1000) === 0)) {
+      return false;
+    }
+    const up = dirname(d);
+    if (up === d) return true;
+    d = up;
+  }
+  return false;
+}
+
+/** The rest of readBounded once `file` is open: synchronous, since it cannot block. */
+function readOpened(
+  path: string,
+  info: Deno.FileInfo,
+  rules: ReadRules,
+  file: Deno.FsFile,
+): Uint8Array {
   try {
-    // Opened, and the same regular file that was checked: reading it cannot block, so the
-    // rest is synchronous (no thread hand-off per call).
+    // Opened, and the same regular file that was checked: reading it cannot block.
     const now = file.statSync();
     if (!now.isFile || (!isWindows && (now.ino !== info.ino || now.dev !== info.dev))) {
       throw new Unreadable(path, "changed while it was being opened");
