@@ -132,8 +132,13 @@ export class TrustStore {
   }
 
   async isAllowed(realRoot: string, content: string): Promise<boolean> {
-    if (await exists(await this.denyFile(realRoot))) return false;
-    return await exists(await this.allowFile(realRoot, content));
+    // Both names at once: each digest is a trip through the thread pool.
+    const [deny, allow] = await Promise.all([
+      this.denyFile(realRoot),
+      this.allowFile(realRoot, content),
+    ]);
+    if (await exists(deny)) return false;
+    return await exists(allow);
   }
 
   async isDenied(realRoot: string): Promise<boolean> {
