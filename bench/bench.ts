@@ -3,7 +3,7 @@
  * or difference the issue names, each side with its min and median over repeated runs,
  * printed as a table on stdout and written to bench/results.json (ignored by git).
  *
- *   deno task bench                 # the full run (about 3 minutes on 2 cores)
+ *   deno task bench                 # the full run (about 4 minutes on 2 cores)
  *   deno task bench --quick         # tiny counts, for a smoke test (about a minute)
  *   deno task bench --out FILE      # write the JSON elsewhere
  *   deno task bench --only shells,procs,day,job
