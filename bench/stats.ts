@@ -22,11 +22,12 @@ export function sample(label: string, unit: string, values: number[]): Sample {
 }
 
 /**
- * A target: a ratio A/B at most `max`; A's median below an absolute value; or the cost A adds
- * over B (the median of paired differences A−B) below an absolute value.
+ * A target: a ratio A/B at most `max` (or at least `min`); A's median below an absolute value;
+ * or the cost A adds over B (the median of paired differences A−B) at most an absolute value.
  */
 export type Target =
   | { kind: "ratio-max"; max: number; text: string }
+  | { kind: "ratio-min"; min: number; text: string }
   | { kind: "abs-max"; max: number; unit: string; text: string }
   | { kind: "delta-max"; max: number; unit: string; text: string };
 
@@ -42,7 +43,8 @@ export interface Row {
   delta?: Sample;
   /**
    * The headline ratio: median(A)/median(B); median(A)/target for absolute targets;
-   * median(A−B)/target for delta targets.
+   * median(A−B)/target for delta targets. Infinity when B's median is 0 or less (A/B rows
+   * whose B is itself a difference lost in the noise).
    */
   ratio: number;
   /** What `ratio` divides. */
@@ -52,52 +54,85 @@ export interface Row {
   target?: Target;
   /** Judged on the medians; undefined when there is no target. */
   pass?: boolean;
+  /** For a missed target: by how much, in words ("1.62× is 0.12× over 1.5×: A 3.1 ms slower"). */
+  miss?: string;
   /** "measured", or "modelled" for a number computed from a documented rule. */
   method: "measured" | "modelled";
   notes: string[];
 }
 
+function unitOf(s: Sample): string {
+  return s.unit === "count" ? "" : ` ${s.unit}`;
+}
+
 export function compareRow(
-  r: Omit<Row, "ratio" | "ratioMin" | "ratioOf" | "pass"> & { b: Sample },
+  r: Omit<Row, "ratio" | "ratioMin" | "ratioOf" | "pass" | "miss"> & { b: Sample },
 ): Row {
-  const ratio = r.a.median / r.b.median;
-  const ratioMin = r.a.min / r.b.min;
-  const pass = r.target?.kind === "ratio-max" ? ratio <= r.target.max : undefined;
-  return { ...r, ratio, ratioMin, ratioOf: "A/B", pass };
+  const ratio = r.b.median > 0 ? r.a.median / r.b.median : Infinity;
+  const ratioMin = r.b.min > 0 ? r.a.min / r.b.min : Infinity;
+  let pass: boolean | undefined;
+  let miss: string | undefined;
+  const t = r.target;
+  if (t?.kind === "ratio-max") {
+    pass = ratio <= t.max;
+    if (!pass) {
+      const over = r.a.median - t.max * r.b.median;
+      miss = `${fmt(ratio)}× is ${fmt(ratio - t.max)}× over ${t.max}× (A is ${fmt(over)}${
+        unitOf(r.a)
+      } above ${t.max}× B)`;
+    }
+  } else if (t?.kind === "ratio-min") {
+    pass = ratio >= t.min;
+    if (!pass) miss = `${fmt(ratio)}× is ${fmt(t.min - ratio)}× short of ${t.min}×`;
+  }
+  return { ...r, ratio, ratioMin, ratioOf: "A/B", pass, miss };
 }
 
 export function absoluteRow(
-  r: Omit<Row, "ratio" | "ratioMin" | "ratioOf" | "pass" | "target"> & {
+  r: Omit<Row, "ratio" | "ratioMin" | "ratioOf" | "pass" | "target" | "miss"> & {
     target: Extract<Target, { kind: "abs-max" }>;
   },
 ): Row {
+  const pass = r.a.median < r.target.max;
   return {
     ...r,
     ratio: r.a.median / r.target.max,
     ratioMin: r.a.min / r.target.max,
     ratioOf: "A/target",
-    pass: r.a.median < r.target.max,
+    pass,
+    miss: pass ? undefined : `${fmt(r.a.median)}${unitOf(r.a)}, not below ${r.target.max}`,
   };
 }
 
 /** A row judged on what A adds over B, from pairs measured back to back. */
 export function deltaRow(
-  r: Omit<Row, "ratio" | "ratioMin" | "ratioOf" | "pass" | "target" | "delta"> & {
+  r: Omit<Row, "ratio" | "ratioMin" | "ratioOf" | "pass" | "target" | "delta" | "miss"> & {
     b: Sample;
-    target: Extract<Target, { kind: "delta-max" }>;
+    target?: Extract<Target, { kind: "delta-max" }>;
   },
 ): Row {
-  const n = Math.min(r.a.values.length, r.b.values.length);
-  const diffs = Array.from({ length: n }, (_, i) => r.a.values[i] - r.b.values[i]);
-  const delta = sample(`${r.a.label} − ${r.b.label}`, r.a.unit, diffs);
+  const delta = differences(r.a, r.b, `${r.a.label} − ${r.b.label}`);
+  const t = r.target;
+  const pass = t ? delta.median <= t.max : undefined;
   return {
     ...r,
     delta,
-    ratio: delta.median / r.target.max,
-    ratioMin: delta.min / r.target.max,
-    ratioOf: "(A−B)/target",
-    pass: delta.median < r.target.max,
+    ratio: t ? delta.median / t.max : delta.median,
+    ratioMin: t ? delta.min / t.max : delta.min,
+    ratioOf: t ? "(A−B)/target" : "A−B",
+    pass,
+    miss: t && !pass
+      ? `adds ${fmt(delta.median)} ${delta.unit}: ${
+        fmt(delta.median - t.max)
+      } ${delta.unit} over ${t.max} ${delta.unit}`
+      : undefined,
   };
+}
+
+/** A−B for each pair of runs measured back to back (the i-th of each). */
+export function differences(a: Sample, b: Sample, label: string): Sample {
+  const n = Math.min(a.values.length, b.values.length);
+  return sample(label, a.unit, Array.from({ length: n }, (_, i) => a.values[i] - b.values[i]));
 }
 
 /** Runs `cmd` once with exactly `env`; returns the wall time in ms and its output. */
@@ -173,6 +208,7 @@ export async function timeRuns(
 
 /** A number for the table: 3 significant digits, no exponent. */
 export function fmt(n: number): string {
+  if (n === Infinity) return "∞";
   if (!Number.isFinite(n)) return String(n);
   const a = Math.abs(n);
   if (a >= 100) return n.toFixed(0);
@@ -189,24 +225,27 @@ function side(s: Sample | undefined): string {
 
 function verdict(r: Row): string {
   if (r.pass === undefined) return "—";
-  return r.pass ? "pass" : "FAIL";
+  return r.pass ? "pass" : `FAIL: ${r.miss ?? "missed"}`;
 }
 
 function targetText(r: Row): string {
   return r.target ? r.target.text : "—";
 }
 
+function ratioText(r: Row): string {
+  if (r.delta) return `A−B ${fmt(r.delta.median)} ${r.delta.unit}`;
+  return `${fmt(r.ratio)}× ${r.ratioOf}`;
+}
+
 /** The table as Markdown (it reads well in a terminal too). */
 export function table(rows: Row[]): string {
-  const head = ["#", "benchmark", "A: min / median", "B: min / median", "ratio", "target", ""];
+  const head = ["#", "benchmark", "A: min / median", "B: min / median", "result", "target", ""];
   const body = rows.map((r) => [
     r.id,
     r.method === "modelled" ? `${r.name} (MODELLED, not measured)` : r.name,
     side(r.a),
     side(r.b),
-    r.delta
-      ? `A−B ${fmt(r.delta.median)} ${r.delta.unit}: ${fmt(r.ratio)}× target`
-      : `${fmt(r.ratio)}× ${r.ratioOf}`,
+    ratioText(r),
     targetText(r),
     verdict(r),
   ]);

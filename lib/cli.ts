@@ -10,21 +10,12 @@ import { consoleLink, openInBrowser, parseDuration } from "./console.ts";
 import { describe, getProfile, loadConfig, PROFILE_NAME } from "./config.ts";
 import { type Credentials, resolve } from "./engine.ts";
 import { EXIT, StshError } from "./errors.ts";
-import {
-  credentialChanges,
-  credentialsJson,
-  fishQuote,
-  FORMAT_NAMES,
-  FORMATS,
-  processJson,
-  psQuote,
-  shQuote,
-  stateChanges,
-} from "./formats.ts";
+import { fishQuote, FORMAT_NAMES, processJson, psQuote, shQuote } from "./formats.ts";
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
 import { keysAdd, keysExport, keysImport, keysList, keysRm, keysWhere } from "./keys.ts";
 import { SessionVault } from "./secrets.ts";
 import { notice } from "./tty.ts";
+import { currentText, envPayload, shadowUnderStamp, staticKeysEnv } from "./quick.ts";
 import { join, resolvePath } from "./paths.ts";
 import { writeAtomic } from "./fsafe.ts";
 import { clock, oneLine, timeLeft, visible, wrap } from "./text.ts";
@@ -198,15 +189,7 @@ export function buildProgram(): Command {
     .option("--no-session", "for a keys-only profile: pass the long-term keys through")
     .option("--force", "with --no-session: even when the profile has an MFA device")
     .action(async (p: string | undefined, o: ResolveFlags & { format: string }) => {
-      const c = await credentialsFor(defaultProfile(p), o, debug());
-      if (o.format === "process") out(processJson(c));
-      else if (o.format === "json") out(credentialsJson(c));
-      else {
-        out(FORMATS[o.format].export({
-          ...credentialChanges(c),
-          ...stateChanges(c.profile, c.expiration),
-        }));
-      }
+      out(envPayload(await credentialsFor(defaultProfile(p), o, debug()), o.format));
     });
 
   program.command("credential-process")
@@ -244,7 +227,11 @@ export function buildProgram(): Command {
       let childEnv: Record<string, string>;
       let server: { close(): Promise<void> } | undefined;
       const serve = await import("./serve.ts");
-      const shadow = o.env ? null : serve.defaultProfileShadows(await loadConfig(env));
+      // Recorded under the config stamp, so that a warm exec (lib/quick.ts) needs no parse.
+      const shadow = o.env
+        ? null
+        : await shadowUnderStamp(env, async () =>
+          serve.defaultProfileShadows(await loadConfig(env)));
       if (o.env || shadow) {
         if (shadow) {
           notice(
@@ -253,17 +240,14 @@ export function buildProgram(): Command {
             }. Keep those credentials under another profile name to use the endpoint.`,
           );
         }
-        childEnv = { ...env };
-        for (const [k, v] of Object.entries(credentialChanges(c))) {
-          if (v === null) delete childEnv[k];
-          else childEnv[k] = v;
-        }
+        childEnv = staticKeysEnv(env, c);
       } else {
         let s;
         try {
           s = serve.startServer({
             env,
             only: p,
+            transport: "raw",
             debug: debug(),
             log: debug() ? (m) => notice(`debug: endpoint: ${m}`) : undefined,
           });
@@ -463,23 +447,7 @@ export function buildProgram(): Command {
 
   program.command("current")
     .description("the profile active in this shell and its time left")
-    .action(() => {
-      const env = Deno.env.toObject();
-      if (!env.STSH_PROFILE) return out("No stsh credentials in this shell.\n");
-      const exp = Number(env.STSH_EXPIRES) * 1000;
-      const how = env.STSH_PINNED === "1"
-        ? "assumed"
-        : env.STSH_ROOT
-        ? `from ${join(env.STSH_ROOT, TAG_FILE)}`
-        : "set by `stsh env`";
-      out(
-        visible(
-          `${env.STSH_PROFILE} (${how}): ${
-            exp ? `${timeLeft(exp - Date.now())} left, until ${clock(new Date(exp))}` : "no expiry"
-          }\n`,
-        ),
-      );
-    });
+    .action(() => out(currentText(Deno.env.toObject())));
 
   program.command("tag")
     .description(`write ${TAG_FILE} naming PROFILE in DIR (default .) and trust it`)
@@ -620,7 +588,10 @@ export function normalizeArgs(
       if (!a.includes("=") && takesValue(a) && i + 1 < args.length) kept.push(args[++i]);
     } else positionals++;
   }
-  if (profile !== undefined && positionals > 0) {
+  // With --profile, a positional is the profile only when every argument slot is taken
+  // (`tag --profile prod DIR`: DIR is the directory).
+  const slots = cmd.registeredArguments.filter((a) => !a.variadic).length;
+  if (profile !== undefined && positionals > 0 && positionals >= slots) {
     const given = kept.find((a, i) => !a.startsWith("-") && !takesValue(kept[i - 1] ?? ""));
     if (given !== profile) {
       throw new StshError(
@@ -634,8 +605,28 @@ export function normalizeArgs(
   if (profile === undefined && name === "exec" && positionals === 0 && tail.length) {
     profile = env.AWS_PROFILE || "default";
   }
-  const out = [...rest.slice(0, at + 1), ...(profile !== undefined ? [profile] : []), ...kept];
-  return [...(debug ? ["--debug"] : []), ...out, ...tail];
+  // The profile goes where a typed one would: before the first positional. exec passes
+  // everything after its first positional to the command, so its options (with their
+  // values) come first: `exec prod --env -- cmd` is `exec --env prod -- cmd`.
+  const options: string[] = [], others: string[] = [];
+  for (let i = 0; i < kept.length; i++) {
+    const a = kept[i];
+    const value = a.startsWith("-") && !a.includes("=") && takesValue(a) && i + 1 < kept.length;
+    const into = !a.startsWith("-") ? others : options;
+    into.push(a);
+    if (value) into.push(kept[++i]);
+  }
+  const first = name === "exec"
+    ? options.length
+    : kept.findIndex((a, i) =>
+      !a.startsWith("-") && !(i > 0 && kept[i - 1].startsWith("-") && takesValue(kept[i - 1]))
+    );
+  const ordered = name === "exec" ? [...options, ...others] : kept;
+  const at2 = first < 0 ? ordered.length : first;
+  const args2 = profile !== undefined
+    ? [...ordered.slice(0, at2), profile, ...ordered.slice(at2)]
+    : ordered;
+  return [...(debug ? ["--debug"] : []), ...rest.slice(0, at + 1), ...args2, ...tail];
 }
 
 /** Run the CLI; returns the exit code. */

@@ -580,6 +580,9 @@ export async function resolve(profile: string, opts: ResolveOptions): Promise<Cr
   const t0 = performance.now();
   const env = opts.env ?? Deno.env.toObject();
   const log = opts.log ?? (() => {});
+  // Taken before the files are read: an edit made meanwhile gives a stamp the index does
+  // not hold, so the next run parses again instead of trusting what this one found.
+  const stamp = await configStamp(env);
   const config = opts.config ?? await loadConfig(env);
   log(
     `config: ${config.configPath}, credentials: ${config.credentialsPath} (${config.profiles.size} profiles${
@@ -596,7 +599,7 @@ export async function resolve(profile: string, opts: ResolveOptions): Promise<Cr
     if (pl.base.kind === "keys" && r.lastKey && !opts.noSession && !pl.base.keys.sessionToken) {
       try {
         await r.cache.rememberTarget(profile, {
-          stamp: await configStamp(env),
+          stamp,
           key: r.lastKey,
           region: pl.exportRegion ?? "",
         });

@@ -5,7 +5,7 @@
  * follow a link — a temp file created exclusively beside the target, then renamed over it.
  */
 import { StshError } from "./errors.ts";
-import { dirname, isWindows, join } from "./paths.ts";
+import { dirname, isWindows, join, resolvePath } from "./paths.ts";
 import { visible } from "./text.ts";
 
 /** Why a file was not read: said in one line by the caller. */
@@ -36,13 +36,29 @@ export interface ReadRules {
  * Unreadable with a reason for anything that is not a plain regular file we may read.
  * Returns the target's info (size, mode, uid) and whether `path` itself was a link.
  */
-export async function checkRegular(
+export function checkRegular(
   path: string,
   rules: ReadRules,
 ): Promise<{ info: Deno.FileInfo; link: boolean }> {
+  try {
+    return Promise.resolve(checkRegularSync(path, rules));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * checkRegular without a trip through Deno's thread pool: lstat and stat never block (they
+ * open nothing), and each asynchronous call costs a thread hand-off — on a busy machine more
+ * than the call itself, and the hook makes these on every `cd` into a tagged tree.
+ */
+export function checkRegularSync(
+  path: string,
+  rules: ReadRules,
+): { info: Deno.FileInfo; link: boolean } {
   let st: Deno.FileInfo;
   try {
-    st = await Deno.lstat(path);
+    st = Deno.lstatSync(path);
   } catch (e) {
     // A path under a regular file (ENOTDIR) cannot exist either.
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) {
@@ -57,7 +73,7 @@ export async function checkRegular(
       throw new Unreadable(path, "is a symbolic link that belongs to another user");
     }
     try {
-      st = await Deno.stat(path);
+      st = Deno.statSync(path);
     } catch {
       throw new Unreadable(path, "is a symbolic link to nothing readable");
     }
@@ -92,16 +108,30 @@ export async function checkRegular(
  * the limit is passed; an open that does not finish in time is abandoned.
  */
 export async function readBounded(path: string, rules: ReadRules): Promise<Uint8Array> {
-  const { info } = await checkRegular(path, rules);
+  const { info, link } = checkRegularSync(path, rules);
+  if (!link && swapProof(path, info)) {
+    let file: Deno.FsFile;
+    try {
+      file = Deno.openSync(path, { read: true });
+    } catch (e) {
+      throw new Unreadable(path, `cannot be read (${(e as Error).message})`);
+    }
+    return readOpened(path, info, rules, file);
+  }
   const ms = rules.openTimeoutMs ?? 1000;
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  // AbortSignal.timeout, not setTimeout: Deno's setTimeout is Node's, and its first call in a
+  // process costs ~10 ms of start-up (every warm `cd` of the hook reads a tag through here).
+  // The signal's timer does not keep the process alive.
+  const deadline = AbortSignal.timeout(ms);
+  let onLate = () => {};
   const opening = Deno.open(path, { read: true });
   let file: Deno.FsFile;
   try {
     file = await Promise.race([
       opening,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Unreadable(path, "did not open in time")), ms);
+        onLate = () => reject(new Unreadable(path, "did not open in time"));
+        deadline.addEventListener("abort", onLate, { once: true });
       }),
     ]);
   } catch (e) {
@@ -109,10 +139,52 @@ export async function readBounded(path: string, rules: ReadRules): Promise<Uint8
     if (e instanceof Unreadable) throw e;
     throw new Unreadable(path, `cannot be read (${(e as Error).message})`);
   } finally {
-    clearTimeout(timer);
+    deadline.removeEventListener("abort", onLate);
   }
+  return readOpened(path, info, rules, file);
+}
+
+/**
+ * Could nobody but this user (or root) have swapped the checked file for something else (a
+ * FIFO, whose open would block) before it is opened? True when the file and every directory
+ * above it belong to this user or root, and no directory lets others rename entries (not
+ * group- or world-writable, or sticky). Then the open cannot block and needs no deadline —
+ * nor a trip through the thread pool, which the hook would pay on every tagged `cd`.
+ */
+export function swapProof(path: string, info: Deno.FileInfo): boolean {
+  if (isWindows) return false;
+  const me = Deno.uid();
+  const ours = (st: Deno.FileInfo) => st.uid === me || st.uid === 0;
+  if (!ours(info)) return false;
+  let d = dirname(resolvePath(path));
+  for (let i = 0; i < 64; i++) {
+    let st: Deno.FileInfo;
+    try {
+      st = Deno.lstatSync(d);
+    } catch {
+      return false;
+    }
+    const mode = st.mode ?? 0o777;
+    if (!st.isDirectory || !ours(st) || ((mode & 0o022) !== 0 && (mode & 0o1000) === 0)) {
+      return false;
+    }
+    const up = dirname(d);
+    if (up === d) return true;
+    d = up;
+  }
+  return false;
+}
+
+/** The rest of readBounded once `file` is open: synchronous, since it cannot block. */
+function readOpened(
+  path: string,
+  info: Deno.FileInfo,
+  rules: ReadRules,
+  file: Deno.FsFile,
+): Uint8Array {
   try {
-    const now = await file.stat();
+    // Opened, and the same regular file that was checked: reading it cannot block.
+    const now = file.statSync();
     if (!now.isFile || (!isWindows && (now.ino !== info.ino || now.dev !== info.dev))) {
       throw new Unreadable(path, "changed while it was being opened");
     }
@@ -122,7 +194,7 @@ export async function readBounded(path: string, rules: ReadRules): Promise<Uint8
     while (n <= limit) {
       let got: number | null;
       try {
-        got = await file.read(out.subarray(n));
+        got = file.readSync(out.subarray(n));
       } catch (e) {
         throw new Unreadable(path, `cannot be read (${describeIoError(e)})`);
       }

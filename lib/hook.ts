@@ -13,8 +13,8 @@ import {
 } from "./formats.ts";
 import { asksFor, findTag, inspectTag, TrustStore } from "./trust.ts";
 import { exitAtOnceOnCancel, notice } from "./tty.ts";
-import { configStamp, isAbsolute, PROFILE_NAME, refreshMargin } from "./paths.ts";
-import { Cache, isFresh } from "./cache.ts";
+import { isAbsolute, later, PROFILE_NAME, refreshMargin } from "./paths.ts";
+import { configStampSync, quickCredentials } from "./quick.ts";
 import { clock, timeLeft, visible } from "./text.ts";
 
 export interface HookRequest {
@@ -199,22 +199,18 @@ export async function decide(req: HookRequest): Promise<HookResult> {
 
   /** Credentials for `profile`: the remembered session when the config is unchanged. */
   const credentials = async (profile: string, userEnv: Record<string, string>) => {
-    const margin = refreshMargin(userEnv);
-    const quick = await new Cache(userEnv).quick(
-      profile,
-      await configStamp(userEnv),
-      (s) => isFresh(s, now(), margin),
-    );
+    // lib/quick.ts: the same index read as `stsh env`'s quick path, with no thread hand-offs
+    // and no side effects (a damaged file is left for the full resolve to discard and say).
+    const quick = quickCredentials(profile, userEnv, configStampSync(userEnv), now());
     if (quick) {
       log(`cache hit without parsing the config: ${profile}`);
-      const { session: s, region } = quick;
-      return { ...s, expiration: new Date(s.expiration), region };
+      return quick;
     }
     // Loaded only now: the AWS config parser and the engine are the slow part of start-up,
     // and the paths without a trusted tag or with a warm cache never need them.
     const [{ loadConfig }, { resolve }] = await Promise.all([
-      import("./config.ts"),
-      import("./engine.ts"),
+      later<typeof import("./config.ts")>("config"),
+      later<typeof import("./engine.ts")>("engine"),
     ]);
     const config = await loadConfig(userEnv);
     if (!config.profiles.has(profile)) return null;
@@ -243,8 +239,8 @@ export async function decide(req: HookRequest): Promise<HookResult> {
     });
     if (!req.serve) return keys();
     const [{ loadConfig }, serve] = await Promise.all([
-      import("./config.ts"),
-      import("./serve.ts"),
+      later<typeof import("./config.ts")>("config"),
+      later<typeof import("./serve.ts")>("serve"),
     ]);
     const shadow = serve.defaultProfileShadows(await loadConfig(userEnv));
     if (shadow) {

@@ -2,6 +2,15 @@
 import { StshError } from "./errors.ts";
 
 export const isWindows = Deno.build.os === "windows";
+
+/**
+ * A module of lib/ loaded when first needed, through a computed URL: Deno reads and parses
+ * everything a literal `import("./x.ts")` can reach before running anything (see main.ts),
+ * so a command reads only the modules it runs. (deno compile: deno.json includes lib/.)
+ */
+export function later<T>(name: string): Promise<T> {
+  return import(new URL(`./${name}.ts`, import.meta.url).href);
+}
 const SEP = isWindows ? "\\" : "/";
 
 /**

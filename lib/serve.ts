@@ -23,7 +23,7 @@ import type { Credentials, ResolveOptions } from "./engine.ts";
 import type { Config } from "./config.ts";
 import { type ChangeSet, checkCredentials, iso } from "./formats.ts";
 import { readTextBounded, writeAtomic } from "./fsafe.ts";
-import { isWindows, join, privateDir, PROFILE_NAME, stateDir } from "./paths.ts";
+import { isWindows, join, later, privateDir, PROFILE_NAME, stateDir } from "./paths.ts";
 import { oneLine } from "./text.ts";
 
 const enc = new TextEncoder();
@@ -134,6 +134,11 @@ export interface ServerOptions {
   debug?: boolean;
   /** Instead of the engine (tests): credentials for a profile. */
   resolver?: (profile: string) => Promise<Credentials>;
+  /**
+   * "raw": one request per connection on a plain TCP listener, for a server that lives as
+   * long as one command (`stsh exec`): no Deno.serve start-up. Default: Deno.serve.
+   */
+  transport?: "deno" | "raw";
 }
 
 export interface CredentialServer extends Endpoint {
@@ -182,7 +187,7 @@ export function startServer(opts: ServerOptions): CredentialServer {
   let hosts = new Set<string>();
 
   const resolver = opts.resolver ?? (async (profile: string) => {
-    const { resolve } = await import("./engine.ts");
+    const { resolve } = await later<typeof import("./engine.ts")>("engine");
     // Not interactive: the engine gives up at once behind another terminal's MFA question
     // (MfaNeeded), and waits a bounded few seconds behind a process at work (an AssumeRole
     // in flight) — in the background: the deadline below answers the request in time
@@ -316,13 +321,11 @@ export function startServer(opts: ServerOptions): CredentialServer {
     return json(200, { stsh: "serve", pid: Deno.pid, proof: await hmacHex(token, nonce) });
   };
 
-  const http = Deno.serve({
-    hostname: "127.0.0.1",
-    port: opts.port ?? 0,
-    onListen: () => {},
-    onError: () => refuse(500, "StshError", "stsh: the request could not be answered."),
-  }, handle);
-  const port = http.addr.port;
+  const onError = () => refuse(500, "StshError", "stsh: the request could not be answered.");
+  const http = opts.transport === "raw"
+    ? rawHttp(opts.port ?? 0, handle, onError)
+    : denoHttp(opts.port ?? 0, handle, onError);
+  const port = http.port;
   hosts = loopbackHosts(port);
   const server: CredentialServer = {
     url: `http://127.0.0.1:${port}`,
@@ -333,6 +336,206 @@ export function startServer(opts: ServerOptions): CredentialServer {
     close: () => http.shutdown(),
   };
   return server;
+}
+
+/** What answers HTTP on 127.0.0.1:port. */
+interface Http {
+  port: number;
+  /** Stop listening; requests in flight are answered first. */
+  shutdown(): Promise<void>;
+}
+
+function denoHttp(
+  port: number,
+  handle: (req: Request) => Promise<Response>,
+  onError: () => Response,
+): Http {
+  const http = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {}, onError }, handle);
+  return { port: http.addr.port, shutdown: () => http.shutdown() };
+}
+
+/** A request head (request line and headers) larger than this is refused (431). */
+const MAX_HEAD_BYTES = MAX_URL + MAX_HEADER_BYTES + 256;
+/** A client that has not sent its whole head by then is disconnected. */
+const HEAD_DEADLINE_MS = 5000;
+/** After answering: how long and how much of what the client still sends is read away. */
+const DRAIN_MS = 1000;
+const DRAIN_BYTES = 1024 * 1024;
+const REASONS: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Content Too Large",
+  422: "Unprocessable Content",
+  431: "Request Header Fields Too Large",
+  500: "Internal Server Error",
+};
+const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The same door on a plain TCP listener, one request per connection (answered with
+ * `Connection: close`), for `stsh exec`: Deno.serve costs 5–10 ms of start-up (its Request and
+ * Response machinery), which a one-command server pays on every exec. Here that machinery is
+ * loaded by the first request instead — the child's time, not stsh's. The head is read with
+ * a byte limit and a deadline; anything that is not a plain HTTP/1.x request line with
+ * well-formed headers is refused before `handle` sees it, and `handle` makes every other
+ * decision exactly as under Deno.serve.
+ */
+function rawHttp(
+  port: number,
+  handle: (req: Request) => Promise<Response>,
+  onError: () => Response,
+): Http {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port, transport: "tcp" });
+  const bound = listener.addr.port;
+  /** Connections still sending their head: closed at shutdown (nothing to answer yet). */
+  const reading = new Set<Deno.Conn>();
+  const answering = new Set<Promise<void>>();
+  let closing = false;
+
+  const write = async (conn: Deno.Conn, res: Response) => {
+    const body = new Uint8Array(await res.arrayBuffer());
+    const lines = [`HTTP/1.1 ${res.status} ${REASONS[res.status] ?? "Status"}`];
+    for (const [k, v] of res.headers) {
+      if (k !== "content-length" && k !== "connection") lines.push(`${k}: ${v}`);
+    }
+    lines.push(`content-length: ${body.length}`, "connection: close", "", "");
+    const head = enc.encode(lines.join("\r\n"));
+    const all = new Uint8Array(head.length + body.length);
+    all.set(head);
+    all.set(body, head.length);
+    for (let done = 0; done < all.length;) done += await conn.write(all.subarray(done));
+    // Closing with unread bytes (a body, the rest of an oversized head) would reset the
+    // connection and could lose the answer: say we are done, read what is left, bounded.
+    await conn.closeWrite().catch(() => {});
+    const stop = AbortSignal.timeout(DRAIN_MS);
+    const onStop = () => conn.close();
+    stop.addEventListener("abort", onStop, { once: true });
+    try {
+      const sink = new Uint8Array(16 * 1024);
+      for (let drained = 0; drained < DRAIN_BYTES;) {
+        const got = await conn.read(sink);
+        if (got === null) break;
+        drained += got;
+      }
+    } catch {
+      /* closed */
+    } finally {
+      stop.removeEventListener("abort", onStop);
+    }
+  };
+
+  /** The request head, or a Response refusing it, or null when the client went away. */
+  const readHead = async (conn: Deno.Conn): Promise<Request | Response | null> => {
+    const buf = new Uint8Array(MAX_HEAD_BYTES + 4);
+    let n = 0;
+    let end = -1;
+    while (end < 0) {
+      if (n >= buf.length) {
+        return refuse(431, "TooLarge", "stsh: the request is too large.");
+      }
+      const got = await conn.read(buf.subarray(n));
+      if (got === null) return null;
+      const from = Math.max(0, n - 3);
+      n += got;
+      for (let i = from; i + 3 < n; i++) {
+        if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) {
+          end = i;
+          break;
+        }
+      }
+    }
+    const bad = () => refuse(400, "BadRequest", "stsh: a malformed request.");
+    const bytes = buf.subarray(0, end);
+    // Printable ASCII, tab and CRLF only: no NUL, no bare CR or LF, no 8-bit bytes.
+    for (const b of bytes) if (b > 126 || (b < 32 && b !== 9 && b !== 10 && b !== 13)) return bad();
+    const lines = dec.decode(bytes).split("\r\n");
+    if (lines.some((l) => l.includes("\r") || l.includes("\n"))) return bad();
+    const m = lines[0].match(/^([A-Z]{1,16}) (\/[^ ]*) HTTP\/1\.[01]$/);
+    if (!m) return bad();
+    const headers = new Headers();
+    for (const line of lines.slice(1)) {
+      const i = line.indexOf(":");
+      const name = i > 0 ? line.slice(0, i) : "";
+      if (!TOKEN_CHARS.test(name)) return bad(); // also: no folded (leading-space) lines
+      try {
+        headers.append(name, line.slice(i + 1).trim());
+      } catch {
+        return bad();
+      }
+    }
+    try {
+      return new Request(`http://127.0.0.1:${bound}${m[2]}`, { method: m[1], headers });
+    } catch {
+      return refuse(405, "MethodNotAllowed", "stsh: GET only.", { allow: "GET" });
+    }
+  };
+
+  const serveConn = async (conn: Deno.Conn) => {
+    reading.add(conn);
+    const deadline = AbortSignal.timeout(HEAD_DEADLINE_MS);
+    const late = () => conn.close();
+    deadline.addEventListener("abort", late, { once: true });
+    let got: Request | Response | null;
+    try {
+      got = await readHead(conn);
+    } catch {
+      got = null; // closed by the deadline or at shutdown, or reset by the client
+    } finally {
+      deadline.removeEventListener("abort", late);
+      reading.delete(conn);
+    }
+    if (got === null) return;
+    let res: Response;
+    try {
+      res = got instanceof Response ? got : await handle(got);
+    } catch {
+      res = onError();
+    }
+    await write(conn, res);
+  };
+
+  const accepting = (async () => {
+    while (true) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        return; // the listener was closed
+      }
+      if (closing) {
+        conn.close();
+        continue;
+      }
+      const p: Promise<void> = serveConn(conn).catch(() => {}).finally(() => {
+        answering.delete(p);
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      });
+      answering.add(p);
+    }
+  })();
+
+  return {
+    port: bound,
+    async shutdown() {
+      if (closing) return;
+      closing = true;
+      listener.close();
+      await accepting;
+      for (const c of reading) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await Promise.allSettled([...answering]);
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -658,7 +861,7 @@ async function liveProcesses(pids: number[]): Promise<Set<number>> {
 
 /** Does the cache still hold anything unexpired (an MFA session, or a role session from one)? */
 async function anySessionLeft(env: Record<string, string>): Promise<boolean> {
-  const { Cache } = await import("./cache.ts");
+  const { Cache } = await later<typeof import("./cache.ts")>("cache");
   const now = Date.now();
   return (await new Cache(env).list()).some((e) => Date.parse(e.expiration) > now);
 }

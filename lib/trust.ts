@@ -5,7 +5,7 @@
  */
 import { StshError } from "./errors.ts";
 import {
-  checkRegular,
+  checkRegularSync,
   describeIoError,
   readTextBounded,
   Unreadable,
@@ -47,12 +47,17 @@ export function asksFor(st: { profile: string; link: boolean }): string {
  * (lstat, nothing opened), so that a FIFO, device or dangling link there is refused with a
  * reason by inspectTag rather than silently skipped for a tag further up.
  */
-export async function findTag(dir: string): Promise<Tag | null> {
+export function findTag(dir: string): Promise<Tag | null> {
+  return Promise.resolve(findTagSync(dir));
+}
+
+/** findTag without thread hand-offs (lstat opens nothing, so it cannot block). */
+function findTagSync(dir: string): Tag | null {
   let d = resolve(dir);
   while (true) {
     const file = join(d, TAG_FILE);
     try {
-      const st = await Deno.lstat(file);
+      const st = Deno.lstatSync(file);
       if (!st.isDirectory) return { root: d, file };
     } catch { /* not here */ }
     const up = dirname(d);
@@ -78,7 +83,7 @@ export async function inspectTag(tag: Tag): Promise<TagState> {
   const file = visible(tag.file);
   let realRoot: string;
   try {
-    realRoot = await Deno.realPath(tag.root);
+    realRoot = Deno.realPathSync(tag.root);
   } catch (e) {
     return { ok: false, reason: `${file} cannot be read (${describeIoError(e)}); ignored.` };
   }
@@ -87,7 +92,7 @@ export async function inspectTag(tag: Tag): Promise<TagState> {
   try {
     // lstat first, regular files only (a link only to a regular file you own), never
     // opened when it cannot be a tag, and never more than TAG_MAX_BYTES read.
-    link = (await checkRegular(tag.file, TAG_RULES)).link;
+    link = checkRegularSync(tag.file, TAG_RULES).link;
     content = await readTextBounded(tag.file, TAG_RULES);
   } catch (e) {
     if (!(e instanceof Unreadable)) throw e;
@@ -127,8 +132,13 @@ export class TrustStore {
   }
 
   async isAllowed(realRoot: string, content: string): Promise<boolean> {
-    if (await exists(await this.denyFile(realRoot))) return false;
-    return await exists(await this.allowFile(realRoot, content));
+    // Both names at once: each digest is a trip through the thread pool.
+    const [deny, allow] = await Promise.all([
+      this.denyFile(realRoot),
+      this.allowFile(realRoot, content),
+    ]);
+    if (await exists(deny)) return false;
+    return await exists(allow);
   }
 
   async isDenied(realRoot: string): Promise<boolean> {
@@ -148,9 +158,10 @@ export class TrustStore {
   }
 }
 
+// deno-lint-ignore require-await
 async function exists(path: string): Promise<boolean> {
   try {
-    await Deno.lstat(path);
+    Deno.lstatSync(path); // no thread hand-off: the hook asks this on every tagged `cd`
     return true;
   } catch {
     return false;

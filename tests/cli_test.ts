@@ -258,6 +258,20 @@ Deno.test("AWS CLI habits: --profile anywhere, --debug after the command, exec t
     assert.match(ex.stdout, /^(keys|endpoint)\n$/);
     const exp = await w.run(["exec", "--profile", "a", "--", "true"]);
     assert.equal(exp.code, 0, exp.stderr);
+    // exec's options may come after the profile, or with the profile from $AWS_PROFILE.
+    const keysOf =
+      'echo "${AWS_ACCESS_KEY_ID:+keys}${AWS_CONTAINER_CREDENTIALS_FULL_URI:+endpoint}"';
+    for (
+      const [args, env] of [
+        [["exec", "a", "--env", "--", "sh", "-c", keysOf], {}],
+        [["exec", "--env", "--", "sh", "-c", keysOf], { AWS_PROFILE: "a" }],
+        [["exec", "--profile", "a", "--env", "--", "sh", "-c", keysOf], {}],
+      ] as [string[], Record<string, string>][]
+    ) {
+      const r = await w.run(args, { env });
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      assert.equal(r.stdout, "keys\n", args.join(" "));
+    }
     assert.equal((await w.run(["exec", "--", "true"], { env: { AWS_PROFILE: "nope" } })).code, 1);
   } finally {
     await w.close();
