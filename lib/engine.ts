@@ -582,7 +582,7 @@ export async function resolve(profile: string, opts: ResolveOptions): Promise<Cr
   const log = opts.log ?? (() => {});
   // Taken before the files are read: an edit made meanwhile gives a stamp the index does
   // not hold, so the next run parses again instead of trusting what this one found.
-  const stamp = await configStamp(env);
+  const stamp = configStamp(env);
   const config = opts.config ?? await loadConfig(env);
   log(
     `config: ${config.configPath}, credentials: ${config.credentialsPath} (${config.profiles.size} profiles${

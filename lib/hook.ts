@@ -13,8 +13,8 @@ import {
 } from "./formats.ts";
 import { asksFor, findTag, inspectTag, TrustStore } from "./trust.ts";
 import { exitAtOnceOnCancel, notice } from "./tty.ts";
-import { isAbsolute, later, PROFILE_NAME, refreshMargin } from "./paths.ts";
-import { configStampSync, quickCredentials } from "./quick.ts";
+import { configStamp, isAbsolute, later, PROFILE_NAME, refreshMargin } from "./paths.ts";
+import { quickCredentials } from "./quick.ts";
 import { clock, timeLeft, visible } from "./text.ts";
 
 export interface HookRequest {
@@ -201,7 +201,7 @@ export async function decide(req: HookRequest): Promise<HookResult> {
   const credentials = async (profile: string, userEnv: Record<string, string>) => {
     // lib/quick.ts: the same index read as `stsh env`'s quick path, with no thread hand-offs
     // and no side effects (a damaged file is left for the full resolve to discard and say).
-    const quick = quickCredentials(profile, userEnv, configStampSync(userEnv), now());
+    const quick = quickCredentials(profile, userEnv, configStamp(userEnv), now());
     if (quick) {
       log(`cache hit without parsing the config: ${profile}`);
       return quick;

@@ -184,12 +184,17 @@ export function refreshMargin(env: Record<string, string> = Deno.env.toObject())
  * region and endpoint.
  * While it is unchanged, a profile's last session key can be reused without parsing.
  */
-export async function configStamp(env: Record<string, string>): Promise<string> {
+export function configStamp(env: Record<string, string>): string {
   // "2": entries remembered under the old region rule (the source's region) do not match.
   const parts: string[] = ["2"];
   // The key index (lib/secrets.ts) says which profiles have keys in a secret store.
+  // Synchronous stats: the hook's warm cd and the quick path read it first thing, and a
+  // round trip through the thread pool per file costs more than the stat.
   for (const f of [configFile(env), credentialsFile(env), join(stateDir(env), "keys.json")]) {
-    const st = await Deno.stat(f).catch(() => null);
+    let st: Deno.FileInfo | null = null;
+    try {
+      st = Deno.statSync(f);
+    } catch { /* absent */ }
     parts.push(st ? `${f}:${st.mtime?.getTime()}:${st.size}:${st.ino}` : `${f}:-`);
   }
   for (

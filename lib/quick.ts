@@ -26,36 +26,24 @@ import {
   processJson,
   stateChanges,
 } from "./formats.ts";
+import type { Credentials } from "./engine.ts";
 import {
   cacheDir,
-  configFile,
-  credentialsFile,
+  configStamp,
   isWindows,
   join,
   later,
   privateDir,
   PROFILE_NAME,
   refreshMargin,
-  stateDir,
 } from "./paths.ts";
 import { clock, timeLeft, visible } from "./text.ts";
-
-/** Credentials as the quick path has them (the fields the payloads use). */
-export interface QuickCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
-  expiration?: Date;
-  region?: string;
-  profile: string;
-  arn?: string;
-}
 
 // ---------------------------------------------------------------------------------------
 // Payloads, shared with lib/cli.ts so that both paths print the same bytes
 
 /** What `stsh env --format FORMAT` prints for `c`. */
-export function envPayload(c: QuickCredentials, format: string): string {
+export function envPayload(c: Credentials, format: string): string {
   if (format === "process") return processJson(c);
   if (format === "json") return credentialsJson(c);
   return FORMATS[format].export({
@@ -67,7 +55,7 @@ export function envPayload(c: QuickCredentials, format: string): string {
 /** `stsh exec --env`: the person's environment with the credentials' variables applied. */
 export function staticKeysEnv(
   env: Record<string, string>,
-  c: QuickCredentials,
+  c: Credentials,
 ): Record<string, string> {
   return applyChanges(env, credentialChanges(c));
 }
@@ -221,28 +209,6 @@ function readJson(path: string, max: number): Record<string, unknown> | null {
 }
 
 /**
- * lib/paths.ts configStamp, with synchronous stats (tests/quick_test.ts checks that the two
- * agree): the AWS files and stsh's key index (path, mtime, size, inode) and the environment
- * that picks region and endpoint.
- */
-export function configStampSync(env: Record<string, string>): string {
-  const parts: string[] = [];
-  for (const f of [configFile(env), credentialsFile(env), join(stateDir(env), "keys.json")]) {
-    let st: Deno.FileInfo | null = null;
-    try {
-      st = Deno.statSync(f);
-    } catch { /* absent */ }
-    parts.push(st ? `${f}:${st.mtime?.getTime()}:${st.size}:${st.ino}` : `${f}:-`);
-  }
-  for (
-    const k of ["AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
-  ) {
-    parts.push(`${k}=${env[k] ?? ""}`);
-  }
-  return parts.join("|");
-}
-
-/**
  * The profile's session from the index when the config is unchanged and the session is
  * fresh, as the engine would return it on a cache hit; null otherwise (a miss, a stale
  * stamp, a damaged or foreign file, a session kept in a secret store).
@@ -252,7 +218,7 @@ export function quickCredentials(
   env: Record<string, string>,
   stamp: string,
   now = Date.now(),
-): QuickCredentials | null {
+): Credentials | null {
   const dir = cacheDir(env);
   const index = readJson(join(dir, "index.json"), MAX_INDEX_BYTES);
   const e = index && Object.hasOwn(index, profile) ? index[profile] : undefined;
@@ -308,7 +274,7 @@ export async function shadowUnderStamp(
 ): Promise<string | null> {
   let stamp: string | undefined;
   try {
-    stamp = configStampSync(env);
+    stamp = configStamp(env);
   } catch { /* no home: nothing to record */ }
   const shadow = await compute();
   if (stamp !== undefined && knownShadow(env, stamp) !== shadow) {
@@ -362,11 +328,11 @@ export async function quickMain(argv: string[]): Promise<number | undefined> {
   }
 
   let stamp: string;
-  let c: QuickCredentials | null;
+  let c: Credentials | null;
   let payload = "";
   let keysEnv: Record<string, string> | undefined;
   try {
-    stamp = configStampSync(env);
+    stamp = configStamp(env);
     c = quickCredentials(q.profile, env, stamp);
     if (!c) return undefined;
     // Rendered before anything is written: a value a format refuses is the full path's.

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { assertNoSecrets, type World, world } from "./support/world.ts";
+import { assertNoSecrets, scenario, type World } from "./support/world.ts";
 
 async function cacheFiles(w: World): Promise<{ path: string; kind: string; profile: string }[]> {
   const dir = w.sb.path(".aws/stsh/cache");
@@ -15,17 +15,6 @@ async function cacheFiles(w: World): Promise<{ path: string; kind: string; profi
     out.push({ path: join(dir, e.name), kind: j.kind, profile: j.profile });
   }
   return out;
-}
-
-function scenario(name: string, fn: (w: World) => Promise<void>) {
-  Deno.test(name, async () => {
-    const w = await world();
-    try {
-      await fn(w);
-    } finally {
-      await w.close();
-    }
-  });
 }
 
 scenario("a wrong code: AWS's reason, exit 1, no secret", async (w) => {

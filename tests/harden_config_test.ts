@@ -6,18 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { parseExports } from "./support/fixture.ts";
-import { type World, world } from "./support/world.ts";
-
-function scenario(name: string, fn: (w: World) => Promise<void>) {
-  Deno.test(name, async () => {
-    const w = await world();
-    try {
-      await fn(w);
-    } finally {
-      await w.close();
-    }
-  });
-}
+import { scenario, type World, world } from "./support/world.ts";
 
 const append = (w: World, text: string) =>
   Deno.writeTextFile(w.env.AWS_CONFIG_FILE, text, { append: true });

@@ -3,18 +3,7 @@
  * process behind; what credential_process prints is checked before it is used.
  */
 import assert from "node:assert/strict";
-import { type World, world } from "./support/world.ts";
-
-function scenario(name: string, fn: (w: World) => Promise<void>) {
-  Deno.test(name, async () => {
-    const w = await world();
-    try {
-      await fn(w);
-    } finally {
-      await w.close();
-    }
-  });
-}
+import { scenario, type World } from "./support/world.ts";
 
 const alive = (pid: number) => Deno.stat(`/proc/${pid}`).then(() => true, () => false);
 

@@ -7,18 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseExports } from "./support/fixture.ts";
 import { tamper } from "./support/tamper.ts";
-import { assertNoSecrets, type World, world } from "./support/world.ts";
-
-function scenario(name: string, fn: (w: World) => Promise<void>) {
-  Deno.test(name, async () => {
-    const w = await world();
-    try {
-      await fn(w);
-    } finally {
-      await w.close();
-    }
-  });
-}
+import { assertNoSecrets, scenario, world } from "./support/world.ts";
 
 const warnings = (stderr: string) => stderr.split("\n").filter((l) => /warning/.test(l));
 

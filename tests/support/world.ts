@@ -120,6 +120,18 @@ aws_secret_access_key = ${plain.secretAccessKey}
   return w;
 }
 
+/** A test with a fresh world of its own, closed whatever happens. */
+export function scenario(name: string, fn: (w: World) => Promise<void>) {
+  Deno.test(name, async () => {
+    const w = await world();
+    try {
+      await fn(w);
+    } finally {
+      await w.close();
+    }
+  });
+}
+
 /** No secret of any credential appears in `text`. */
 export function assertNoSecrets(text: string, ...secrets: (string | undefined)[]) {
   for (const s of secrets) {
