@@ -29,7 +29,11 @@ import {
 import { type BenchWorld, ROOT, STSH, which } from "./setup.ts";
 
 export type ShellName = "bash" | "zsh" | "pwsh" | "fish";
-type Variant = "none" | "stsh" | "direnv";
+/**
+ * none: a bare prompt; floor: a prompt hook that does nothing but keep `$?` — what any
+ * prompt function costs, the least a hook can add; stsh; direnv.
+ */
+type Variant = "none" | "floor" | "stsh" | "direnv";
 
 const PROMPT = "P> ";
 
@@ -44,6 +48,8 @@ interface Dialect {
   loadStsh(file: string): string;
   /** Loads direnv's hook (undefined: direnv has no hook for this shell). */
   loadDirenv?: string;
+  /** Installs a prompt hook that does nothing but keep the status, as stsh's is installed. */
+  loadFloor: string;
   /** The line that stores the start time. */
   start: string;
   /** The line that stores the end time and writes "t0 t1 [ticks per second]" to `file`. */
@@ -66,6 +72,7 @@ function dialects(
       extraEnv: () => ({}),
       loadStsh: (f) => `. '${f}'`,
       loadDirenv: `eval "$(direnv hook bash)"`,
+      loadFloor: '__floor() { __floor_st=$?; return "$__floor_st"; }\nPROMPT_COMMAND=__floor',
       start: "t0=$EPOCHREALTIME",
       stop: (f) => `t1=$EPOCHREALTIME; echo "$t0 $t1" > '${f}'`,
       show: (n) => `echo "${n}=[$${n}]"`,
@@ -79,6 +86,7 @@ function dialects(
       extraEnv: () => ({}),
       loadStsh: (f) => `. '${f}'`,
       loadDirenv: `eval "$(direnv hook zsh)"`,
+      loadFloor: "__floor() { return $?; }\nprecmd_functions=(__floor $precmd_functions)",
       start: "t0=$EPOCHREALTIME",
       stop: (f) => `t1=$EPOCHREALTIME; echo "$t0 $t1" > '${f}'`,
       show: (n) => `echo "${n}=[$${n}]"`,
@@ -102,6 +110,7 @@ function dialects(
       extraEnv: () => ({}),
       loadStsh: (f) => `source '${f}'`,
       loadDirenv: "direnv hook fish | source",
+      loadFloor: "function __floor --on-event fish_prompt; end",
       // fish has no clock variable: one `date` at each end of the burst (in every variant,
       // so it cancels out of the differences).
       start: "set t0 (date +%s%N)",
@@ -121,6 +130,9 @@ function dialects(
       loadStsh: (f) => `. '${f}'`,
       // Debian's direnv 2.32.1 has no pwsh hook (`direnv hook pwsh`: unknown target shell).
       loadDirenv: direnvPwsh ? 'Invoke-Expression ((& direnv hook pwsh) -join "`n")' : undefined,
+      // A wrapped prompt that keeps $? and $LASTEXITCODE, as stsh's wrapper does.
+      loadFloor:
+        "$global:__floor_old = $function:prompt\nfunction global:prompt { $ok = $global:?; $c = $global:LASTEXITCODE; $global:LASTEXITCODE = $c; if ($ok) { $null = $true }; & $global:__floor_old }",
       start: "$t0 = [Diagnostics.Stopwatch]::GetTimestamp()",
       stop: (f) =>
         `$t1 = [Diagnostics.Stopwatch]::GetTimestamp(); "$t0 $t1 $([Diagnostics.Stopwatch]::Frequency)" | Set-Content -LiteralPath '${f}'`,
@@ -192,6 +204,8 @@ async function startSession(
     ? d.loadStsh(initFile)
     : variant === "direnv"
     ? d.loadDirenv!
+    : variant === "floor"
+    ? d.loadFloor
     : "";
   // zsh reads $ZDOTDIR/.zshrc: one ZDOTDIR per session.
   const zdot = `${dir}/zdot`;
@@ -330,7 +344,7 @@ export async function shellRows(w: BenchWorld, o: ShellOptions): Promise<Row[]> 
       continue;
     }
     const init = await renderInit(w, shell);
-    const variants: Variant[] = ["none", "stsh"];
+    const variants: Variant[] = ["none", "floor", "stsh"];
     if (hasDirenv && d.loadDirenv) variants.push("direnv");
     o.log(`${shell}: starting ${variants.join(", ")} sessions`);
     const sessions: Partial<Record<Variant, Session>> = {};
@@ -421,6 +435,30 @@ async function measureShell(
           : []),
       ],
     }));
+    if (s.floor) {
+      // What any prompt function costs in this shell, and what stsh's check costs on top.
+      const floor = smp(`${k.key}/floor`, "a do-nothing hook");
+      rows.push(deltaRow({
+        id: `1-${shell}${kindId}-floor`,
+        name: `unchanged prompt, ${shell}${label}: what a do-nothing prompt hook adds`,
+        compared:
+          `a prompt hook installed as stsh's is that only keeps the status, vs no hook: the least any hook can add`,
+        a: floor,
+        b: none,
+        method: "measured",
+        notes: [`${reps} bursts per side, interleaved`],
+      }));
+      rows.push(deltaRow({
+        id: `1-${shell}${kindId}-check`,
+        name: `unchanged prompt, ${shell}${label}: stsh's check itself (stsh vs a do-nothing hook)`,
+        compared:
+          `the stsh hook vs a prompt hook that only keeps the status: what stsh's own check costs`,
+        a: stsh,
+        b: floor,
+        method: "measured",
+        notes: [`${reps} bursts per side, interleaved`],
+      }));
+    }
     if (s.direnv) {
       const direnv = smp(`${k.key}/direnv`, "direnv");
       const direnvAdds = differences(direnv, none, "direnv adds");

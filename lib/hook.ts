@@ -13,7 +13,16 @@ import {
 } from "./formats.ts";
 import { asksFor, findTag, inspectTag, TrustStore } from "./trust.ts";
 import { exitAtOnceOnCancel, notice } from "./tty.ts";
-import { configStamp, isAbsolute, later, PROFILE_NAME, refreshMargin } from "./paths.ts";
+import {
+  configStamp,
+  isAbsolute,
+  join,
+  later,
+  privateDir,
+  PROFILE_NAME,
+  refreshMargin,
+  stateDir,
+} from "./paths.ts";
 import { quickCredentials } from "./quick.ts";
 import { clock, timeLeft, visible } from "./text.ts";
 
@@ -385,6 +394,7 @@ export async function hookMain(args: string[]): Promise<number> {
   }
   if (!fmt) return usage();
   if (req.silentCancel) exitAtOnceOnCancel();
+  await keepRunDir(env);
   try {
     const r = await decide(req);
     const text = new TextEncoder().encode(fmt.export(r.changes));
@@ -400,6 +410,35 @@ export async function hookMain(args: string[]): Promise<number> {
     notice(e.message + (e.hint ? ` ${e.hint}` : ""));
     return e.exitCode;
   }
+}
+
+/** A week: a reference file older than this belongs to a shell long gone (or idle). */
+const STALE_REF_MS = 7 * 86400_000;
+
+/**
+ * The private run/ directory where bash and zsh keep each shell's reference file (its mtime:
+ * when the shell last read its tag, PROTOCOL.md). Made when missing — one stat otherwise —
+ * and now and then swept of references older than a week; a shell whose reference went
+ * simply reads its tag at the next prompt and writes a new one. Never an error: without it,
+ * the shells read the tag at every prompt, as they must.
+ */
+async function keepRunDir(env: Record<string, string>) {
+  const dir = join(stateDir(env), "run");
+  try {
+    if (!Deno.statSync(dir).isDirectory) return;
+  } catch {
+    await privateDir(dir).catch(() => {});
+    return;
+  }
+  if (Math.random() >= 0.05) return;
+  try {
+    const old = Date.now() - STALE_REF_MS;
+    for (const e of Deno.readDirSync(dir)) {
+      if (!/^(bash|zsh)\.\d+$/.test(e.name)) continue;
+      const st = Deno.lstatSync(join(dir, e.name));
+      if (st.isFile && (st.mtime?.getTime() ?? 0) < old) Deno.removeSync(join(dir, e.name));
+    }
+  } catch { /* another shell swept first */ }
 }
 
 /**

@@ -28,6 +28,9 @@ fi
 
 # A deadline no clock reaches: the prompt check never expires by itself.
 __stsh_never=9223372036854775807
+# This shell's reference file: its mtime is when the tag was last read (see __stsh_hook). The
+# binary keeps the private run/ directory and sweeps references of shells long gone.
+__stsh_ref=${STSH_HOME:-${HOME-}/.aws/stsh}/run/bash.$$
 
 # Forget what was sent, so that the next prompt looks again (after `stsh allow|deny|tag|
 # reload|clear`, after `assume`, and when this file is sourced). Without inherited state
@@ -120,10 +123,10 @@ __stsh_hook() {
     if [[ -n $__stsh_free ]]; then
       \builtin return "$__stsh_st"
     fi
-    \builtin local REPLY
-    if [[ -f $__stsh_tagfile && -s $__stsh_tagfile && -O $__stsh_tagfile && -r $__stsh_tagfile ]] &&
-      { \builtin read -r -d '' -n 257 -u 3 3<"$__stsh_tagfile" || :; } &&
-      [[ $__stsh_rootkey:$REPLY == "$__stsh_key" ]]; then
+    # The tag as it was at the last full read: still a regular file, and not modified since
+    # then (newer than this shell's reference file, written just before that read). Two stats,
+    # nothing opened: a FIFO or a huge file swapped in is newer, and goes to the full check.
+    if [[ -f $__stsh_tagfile && ! $__stsh_tagfile -nt $__stsh_ref ]]; then
       \builtin return "$__stsh_st"
     fi
   fi
@@ -167,8 +170,11 @@ __stsh_check() {
     key=$__stsh_rootkey
     if [[ -f $__stsh_tagfile && -s $__stsh_tagfile && -O $__stsh_tagfile &&
       -r $__stsh_tagfile ]]; then
+      # The reference for the fast path first (an edit during the read is then newer), `>|`
+      # for noclobber; no reference (no run/ directory yet): every prompt reads, as it must.
       # (`|| :`: the read ends at the end of the file with status 1, which must not reach
       # the user's ERR trap or set -e.)
+      { { : >|"$__stsh_ref"; } 2>/dev/null || :; }
       { IFS= \builtin read -r -d '' -n 257 -u 3 content 3<"$__stsh_tagfile" || :; } 2>/dev/null
       key+=:$content
     fi

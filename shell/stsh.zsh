@@ -100,9 +100,11 @@ __stsh_precmd() {
     ${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-} == "$__stsh_seen" &&
     ${EPOCHSECONDS:-0} -lt __stsh_deadline ]]; then
     [[ -z $__stsh_free ]] || \builtin return 0
-    if [[ -f $__stsh_tagfile && -s $__stsh_tagfile && -O $__stsh_tagfile && -r $__stsh_tagfile ]] &&
-      { \builtin read -r -k 257 -u 3 __stsh_c 3<"$__stsh_tagfile" || :; } &&
-      [[ $__stsh_rootkey:$__stsh_c == "$__stsh_key" ]]; then
+    # The tag as it was at the last full read: still a regular file, and not modified since
+    # then (newer than this shell's reference file, written just before that read). Stats,
+    # nothing opened: a FIFO or a huge file swapped in is newer, and goes to the full check.
+    # (zsh's -nt is false when the reference is missing: that must mean "read again".)
+    if [[ -f $__stsh_tagfile && -e $__stsh_ref && ! $__stsh_tagfile -nt $__stsh_ref ]]; then
       \builtin return 0
     fi
   fi
@@ -140,8 +142,11 @@ __stsh_precmd() {
     key=$__stsh_rootkey
     if [[ -f $__stsh_tagfile && -s $__stsh_tagfile && -O $__stsh_tagfile &&
       -r $__stsh_tagfile ]]; then
+      # The reference for the fast path first (an edit during the read is then newer), `>|`
+      # for noclobber; no reference (no run/ directory yet): every prompt reads, as it must.
       # (`|| :`: the read ends at the end of the file with status 1, which must not reach
       # the user's ZERR trap or err_exit.)
+      { { : >|$__stsh_ref; } 2>/dev/null || :; }
       { \builtin read -r -k 257 -u 3 content 3<"$__stsh_tagfile" || :; } 2>/dev/null
       key+=:$content
     fi
@@ -424,7 +429,10 @@ __stsh_compdef() {
 \builtin autoload -Uz add-zsh-hook
 () {
   \builtin emulate -L zsh
-  typeset -g __stsh_rc=0 __stsh_c=
+  typeset -g __stsh_rc=0
+  # This shell's reference file: its mtime is when the tag was last read (see __stsh_precmd).
+  # The binary keeps the private run/ directory and sweeps references of shells long gone.
+  typeset -g __stsh_ref=${STSH_HOME:-${HOME-}/.aws/stsh}/run/zsh.$$
   # The flags of the mode `stsh init` was asked for (none, or --serve), passed to every
   # `stsh hook` call. Sourced as it is in the source tree (no mode filled in), it means none.
   typeset -ga __stsh_mode
