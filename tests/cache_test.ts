@@ -151,7 +151,8 @@ Deno.test("cache: a lock holder says who it is and when a person is asked, never
       /gave up/,
     );
     const { h, waited } = seen[0] as { h: Record<string, unknown>; waited: number };
-    assert.equal(waited, 0, "asked at once, before any wait");
+    // Asked at once: before the first pause between tries (100 ms), whatever the load.
+    assert.ok(waited < 100, `asked only after ${waited} ms`);
     assert.equal(h.pid, Deno.pid);
     assert.equal(h.doing, "question");
     assert.equal(h.label, "MFA session of 'me'");
