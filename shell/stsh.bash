@@ -54,7 +54,8 @@ __stsh_reset() {
 }
 
 # Prepare what the fast path in __stsh_hook compares, from the state as it is now:
-#  - __stsh_seen: the STSH_EXPIRES, STSH_REFRESH_MARGIN and STSH_PINNED this was computed for
+#  - __stsh_seen: the $PWD (as the last walk saw it: after __stsh_reset, a value no $PWD has)
+#    and the STSH_EXPIRES, STSH_REFRESH_MARGIN and STSH_PINNED this was computed for, joined
 #    (any change to them sends the next prompt through the full check);
 #  - __stsh_deadline: the epoch second from which the credentials count as near expiry
 #    (STSH_EXPIRES - margin), or never when none are active or that expiry was already tried.
@@ -64,7 +65,7 @@ __stsh_reset() {
 #    sent), so the fast path need not read a tag at all.
 __stsh_arm() {
   \builtin local expires="${STSH_EXPIRES-}" margin="${STSH_REFRESH_MARGIN-}"
-  __stsh_seen=${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-}
+  __stsh_seen=$__stsh_pwd:${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-}
   __stsh_deadline=$__stsh_never
   # Digits only: anything else is ignored rather than fed to arithmetic, which would run it.
   if [[ -n $expires && $expires != *[!0-9]* && $expires != "$__stsh_tried" ]]; then
@@ -98,39 +99,32 @@ __stsh_call() {
   fi
 }
 
-# The prompt hook (PROTOCOL.md "On every prompt"). This first part is the fast path, run on
-# every prompt: one test of what the full check would look at — the same $PWD, the same state
-# variables, the clock before the prepared deadline — then, only where a tag can matter, the
-# tag read again (a regular file after links, non-empty, owned by you and readable: a FIFO, a
-# device, a /proc file or another user's file is never opened; at most 257 characters, and
-# `-d ''` stops at the first NUL byte, so a huge or endless file costs one short read) and
-# compared with the key sent last. Reading it on every prompt is what notices any edit before
-# the next prompt (an mtime test would miss an edit within the clock's granularity, or one
-# that keeps the mtime). No process, no subshell; the content goes to a local REPLY, which
-# `read` fills without stripping blanks (cheaper than an IFS= prefix, and the user's REPLY is
-# left alone), and the user's status goes back through a global.
+# The prompt hook (PROTOCOL.md "On every prompt"). This is the fast path, run on every prompt:
+# one test of what the full check would look at — the same $PWD and state variables (one
+# string compare), then, only where a tag can matter, the tag as it was at the last full read
+# (still a regular file, and older than this shell's reference file, written just before that
+# read: two stats, nothing opened — an edit, or a FIFO or a huge file swapped in, is not
+# older; "older", not "not newer", so an edit in the same clock tick as the read is read
+# again; no reference file means every prompt reads), then the clock before the prepared
+# deadline. Anything else goes to the full check. No process, no subshell, no local.
 #
-# Kept this small on purpose: bash copies a function's whole body every time it calls it
-# (execute_function → copy_command), so the fast path's cost grows with the size of the
-# function it is in. The full check and the slow path are functions of their own, copied only
-# when they run (callgrind, bash 5.2: 185k instructions per unchanged prompt like this, 357k
-# with the full check in the same function, 466k for the hook before protocol v2).
+# Kept this small on purpose, and it does not keep $? (bash puts the user's $? and PIPESTATUS
+# back after PROMPT_COMMAND and before each element of an array PROMPT_COMMAND, and
+# bash-preexec and starship_precmd hand it to each entry): bash copies a function's whole body
+# at every call, and every command in it costs (callgrind, bash 5.2, per unchanged prompt over
+# no hook: 47k instructions for a function that only keeps $?, 138k for this hook before it
+# was cut to one compare and one clock test). Where another command follows in the same
+# PROMPT_COMMAND string, __stsh_hook_keep runs it and returns the user's $? for that command.
 __stsh_hook() {
+  [[ ${PWD-}:${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-} == "$__stsh_seen" &&
+    (-n $__stsh_free || (-f $__stsh_tagfile && $__stsh_tagfile -ot $__stsh_ref)) ]] &&
+    ((${EPOCHSECONDS:-0} < __stsh_deadline)) || __stsh_check
+}
+
+# The hook where a later command in the same string reads $? (see __stsh_install).
+__stsh_hook_keep() {
   __stsh_st=$?
-  if [[ ${PWD-} == "$__stsh_pwd" &&
-    ${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-} == "$__stsh_seen" &&
-    ${EPOCHSECONDS:-0} -lt __stsh_deadline ]]; then
-    if [[ -n $__stsh_free ]]; then
-      \builtin return "$__stsh_st"
-    fi
-    # The tag as it was at the last full read: still a regular file, and not modified since
-    # then (newer than this shell's reference file, written just before that read). Two stats,
-    # nothing opened: a FIFO or a huge file swapped in is newer, and goes to the full check.
-    if [[ -f $__stsh_tagfile && ! $__stsh_tagfile -nt $__stsh_ref ]]; then
-      \builtin return "$__stsh_st"
-    fi
-  fi
-  __stsh_check
+  __stsh_hook
   \builtin return "$__stsh_st"
 }
 
@@ -199,7 +193,7 @@ __stsh_check() {
   # again from the values at hand (what __stsh_arm does, without computing them twice).
   if [[ ${STSH_PINNED-} == 1 || $key == "$__stsh_key" ]]; then
     if [[ -z $near || $expires == "$__stsh_tried" ]]; then
-      __stsh_seen=${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-} \
+      __stsh_seen=$__stsh_pwd:${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-} \
         __stsh_deadline=$deadline __stsh_free=
       [[ $expires != "$__stsh_tried" ]] || __stsh_deadline=$__stsh_never
       [[ ${STSH_PINNED-} != 1 && (-n $__stsh_tagfile || -n $__stsh_key) ]] || __stsh_free=1
@@ -353,6 +347,7 @@ __stsh_where() {
   if [[ $all == *starship_precmd* ]]; then
     all=${all/starship_precmd/${STARSHIP_PROMPT_COMMAND-};}
   fi
+  all=${all//__stsh_hook_keep/__stsh_hook}
   while [[ $all == [[:space:]\;]* ]]; do all=${all#?}; done
   if [[ $all == __stsh_hook[[:space:]\;]* ]]; then
     __stsh_w=first
@@ -450,8 +445,10 @@ __stsh_complete_assume() {
 
 # Take out every hook entry an earlier sourcing may have added, wherever it went.
 __stsh_strip() {
-  # $1: a command string; sets __stsh_s to it without the `__stsh_hook` entry.
-  __stsh_s=${1//__stsh_hook;/}
+  # $1: a command string; sets __stsh_s to it without the `__stsh_hook` (or
+  # `__stsh_hook_keep`) entry.
+  __stsh_s=${1//__stsh_hook_keep/__stsh_hook}
+  __stsh_s=${__stsh_s//__stsh_hook;/}
   __stsh_s=${__stsh_s%;__stsh_hook}
   if [[ $__stsh_s == __stsh_hook ]]; then
     __stsh_s=
@@ -464,7 +461,7 @@ __stsh_uninstall() {
   if [[ ${precmd_functions+set} == set ]] || \builtin declare -p precmd_functions &>/dev/null; then
     kept=()
     for e in "${precmd_functions[@]}"; do
-      if [[ $e != __stsh_hook ]]; then
+      if [[ $e != __stsh_hook && $e != __stsh_hook_keep ]]; then
         kept+=("$e")
       fi
     done
@@ -510,8 +507,10 @@ __stsh_pc_is_array() {
 #  - starship already owns the string PROMPT_COMMAND: into STARSHIP_PROMPT_COMMAND, which
 #    starship_precmd evals after it has captured $? and PIPESTATUS;
 #  - otherwise prepend to the string, so credentials change before a theme draws PS1. In the
-#    string form a later entry sees $? (we return it) but a one-element PIPESTATUS, as with any
-#    function placed first; PS1 and the next command line see both intact.
+#    string form a later entry sees $? (__stsh_hook_keep returns it) but a one-element
+#    PIPESTATUS, as with any function placed first; PS1 and the next command line see both
+#    intact. Alone in a string (or in the forms above) the hook need not keep $?: bash puts it
+#    back after PROMPT_COMMAND, and __stsh_hook saves the cost.
 __stsh_install() {
   \builtin local rest
   __stsh_uninstall
@@ -521,14 +520,16 @@ __stsh_install() {
     PROMPT_COMMAND=(__stsh_hook "${PROMPT_COMMAND[@]}")
   elif [[ ${PROMPT_COMMAND-} == *starship_precmd* ]]; then
     rest=${STARSHIP_PROMPT_COMMAND-}
-    STARSHIP_PROMPT_COMMAND=__stsh_hook${rest:+;$rest}
+    STARSHIP_PROMPT_COMMAND=${rest:+__stsh_hook_keep;$rest}
+    STARSHIP_PROMPT_COMMAND=${STARSHIP_PROMPT_COMMAND:-__stsh_hook}
   else
     # Trim leading and trailing blanks and `;` so the result never contains `;;`.
     rest=${PROMPT_COMMAND-}
     while [[ $rest == [[:space:]\;]* ]]; do rest=${rest#?}; done
     while [[ $rest == *[[:space:]\;] ]]; do rest=${rest%?}; done
     # shellcheck disable=SC2178 # the string form on purpose (element 0 on older bash)
-    PROMPT_COMMAND=__stsh_hook${rest:+;$rest}
+    PROMPT_COMMAND=${rest:+__stsh_hook_keep;$rest}
+    PROMPT_COMMAND=${PROMPT_COMMAND:-__stsh_hook}
   fi
 }
 

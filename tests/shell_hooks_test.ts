@@ -547,7 +547,10 @@ hookTest("install keeps other PROMPT_COMMAND entries, in every form", async () =
   ].join("\n");
   await session("bash", { pre, twice: true }, async (t, f) => {
     const init = `. '${f.root}/init.bash'`;
-    assert.equal(await t.run('echo "[$PROMPT_COMMAND]"'), "[__stsh_hook;__seen]");
+    // Shared with a later command, the hook returns the user's $? for it to read.
+    assert.equal(await t.run('echo "[$PROMPT_COMMAND]"'), "[__stsh_hook_keep;__seen]");
+    await enter(t, SHELLS.bash, "(exit 5)");
+    assert.match(await t.run('echo "$__last"'), /^5 /);
     // An array (bash 5.1+): prepended once, other elements kept.
     await t.run(`PROMPT_COMMAND=(__seen 'true'); ${init}; ${init}`);
     assert.equal(
@@ -564,7 +567,7 @@ hookTest("install keeps other PROMPT_COMMAND entries, in every form", async () =
     );
     assert.equal(
       await t.run('echo "[$PROMPT_COMMAND] [$STARSHIP_PROMPT_COMMAND]"'),
-      "[starship_precmd] [__stsh_hook;__seen;]",
+      "[starship_precmd] [__stsh_hook_keep;__seen;]",
     );
     await t.run("cd ../proj2");
     assert.deepEqual(await f.calls(), ["hook bash", "hook bash"]);

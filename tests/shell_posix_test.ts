@@ -148,8 +148,8 @@ posixTest(
 );
 
 // ---------------------------------------------------------------------------------------------
-// The key is the root plus the WHOLE content: an edit that keeps the size, the first line and
-// even the mtime is noticed at the next prompt (a first-line or size or mtime check is not).
+// The key is the root plus the WHOLE content: an edit that keeps the size and the first line,
+// or lands in the same clock tick as the last read, is noticed at the next prompt.
 
 posixTest(
   "an edit that keeps size and first line is noticed at the next prompt, in place or by rename",
@@ -188,6 +188,23 @@ posixTest(
       ]);
       await s.enter(s.d.nop);
       assert.equal((await s.startsSince(n0)).length, 3, "an unchanged prompt started");
+
+      // In the same clock tick as the last read: stamped with the reference file's own mtime
+      // (what an edit right after the read gets on a coarse clock), it is still read again.
+      const run = `${s.w.env.STSH_HOME}/run`;
+      const refs = [];
+      for await (const e of Deno.readDir(run)) {
+        if (e.name.startsWith(`${shell}.`)) refs.push(e.name);
+      }
+      assert.equal(refs.length, 1, `one reference file in ${run}: ${refs}`);
+      await Deno.writeTextFile(tag, "a\nww\n");
+      const touch = await new Deno.Command("touch", { args: ["-r", `${run}/${refs[0]}`, tag] })
+        .output();
+      assert.ok(touch.success);
+      await s.enter(s.d.nop);
+      assert.equal((await s.startsSince(n0)).length, 4, "an edit in the read's tick was missed");
+      await s.enter(s.d.nop);
+      assert.equal((await s.startsSince(n0)).length, 4, "an unchanged prompt started");
     });
   },
 );
