@@ -416,7 +416,7 @@ export async function hookMain(args: string[]): Promise<number> {
 const STALE_REF_MS = 7 * 86400_000;
 
 /**
- * The private run/ directory where bash and zsh keep each shell's reference file (its mtime:
+ * The private run/ directory where bash, zsh and fish keep each shell's reference file (its mtime:
  * when the shell last read its tag, PROTOCOL.md). Made when missing — one stat otherwise —
  * and now and then swept of references older than a week; a shell whose reference went
  * simply reads its tag at the next prompt and writes a new one. Never an error: without it,
@@ -434,7 +434,7 @@ async function keepRunDir(env: Record<string, string>) {
   try {
     const old = Date.now() - STALE_REF_MS;
     for (const e of Deno.readDirSync(dir)) {
-      if (!/^(bash|zsh)\.\d+$/.test(e.name)) continue;
+      if (!/^(bash|zsh|fish)\.\d+$/.test(e.name)) continue;
       const st = Deno.lstatSync(join(dir, e.name));
       if (st.isFile && (st.mtime?.getTime() ?? 0) < old) Deno.removeSync(join(dir, e.name));
     }

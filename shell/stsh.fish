@@ -5,11 +5,15 @@
 function __stsh_prompt --on-event fish_prompt
     set -q __stsh_dirty[1]; and __stsh_find
     if set -q __stsh_tagfile[1]
-        if test -s $__stsh_tagfile -a -O $__stsh_tagfile -a -r $__stsh_tagfile
-            read -g -z -n 257 __stsh_k <$__stsh_tagfile
-            set -g __stsh_k "$__stsh_root"\n"$__stsh_k"
-        else
-            __stsh_odd_key
+        if not set -q __stsh_kref[1]; or not test -f $__stsh_tagfile -a $__stsh_tagfile -ot $__stsh_kref
+            if test -s $__stsh_tagfile -a -O $__stsh_tagfile -a -r $__stsh_tagfile
+                set -g __stsh_kref
+                test -d $__stsh_rundir; and true >$__stsh_ref; and set -g __stsh_kref $__stsh_ref
+                read -g -z -n 257 __stsh_k <$__stsh_tagfile
+                set -g __stsh_k "$__stsh_root"\n"$__stsh_k"
+            else
+                __stsh_odd_key
+            end
         end
     else
         set -g __stsh_k ''
@@ -39,9 +43,13 @@ end
 #    readable, or fish would warn on every prompt), never more than 257 characters (a NUL ends
 #    it; fish counts characters, so at most 257 of up to 4 bytes each). No -f, which would
 #    cost another stat: the one other kind it excludes, a directory that replaced the tag, is
-#    opened harmlessly and the read fails at once, silently. Read on every prompt: fish has no
-#    file test that would notice an edit within the same second, and the read is cheap. No
-#    tag: the key is empty. Anything else: __stsh_odd_key.
+#    opened harmlessly and the read fails at once, silently. No tag: the key is empty.
+#    Anything else: __stsh_odd_key. Not read again while it is as it was at the last read
+#    (fish 3.6+, whose `test` has -ot with nanoseconds): a regular file strictly older than
+#    this shell's reference file (STSH_HOME/run/fish.PID), written just before that read, as
+#    bash and zsh do — an edit, even in the same clock tick, or a FIFO swapped in is not
+#    older. __stsh_kref names that file only while __stsh_k came from such a read; on older
+#    fish, or without the run/ directory (the binary makes it), the tag is read every prompt.
 # 3. Return at once when the key is unchanged (or an `assume` pins the profile) and no
 #    credentials are set, or they are not near expiry (the deadline follows STSH_EXPIRES, see
 #    __stsh_prepare), or that expiry was tried already. Else the slow path, __stsh_run.
@@ -77,6 +85,18 @@ set -g __stsh_names AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN \
 # ours): longer than anything `read -n 257` can return, so no content can look like it.
 set -g __stsh_marker (string repeat -n 258 '?')
 
+# This shell's reference file: its mtime is when the tag was last read (see the prompt hook).
+# Only where `test` knows -ot (fish 3.6+: an older fish says "unexpected argument", status 2).
+# The binary keeps the private run/ directory and sweeps references of shells long gone.
+set -g __stsh_rundir "$STSH_HOME"
+test -n "$__stsh_rundir"; or set __stsh_rundir "$HOME/.aws/stsh"
+set -g __stsh_rundir "$__stsh_rundir/run"
+set -g __stsh_ref
+builtin test / -ot / 2>/dev/null
+test $status -eq 1; and set -g __stsh_ref "$__stsh_rundir/fish.$fish_pid"
+set -q __stsh_ref[1]; or set -g __stsh_rundir /nonexistent/stsh-run
+set -g __stsh_kref
+
 # Forget what was sent, so that the next prompt looks again (after `stsh allow|deny|tag|
 # reload|clear`, after `assume`, and when this file is first sourced). Without inherited state
 # (STSH_ROOT empty) an untagged directory stays free: the key starts as "no tag". With
@@ -84,6 +104,7 @@ set -g __stsh_marker (string repeat -n 258 '?')
 # the binary confirm or undo what the parent shell had.
 function __stsh_reset
     set -g __stsh_tagfile
+    set -g __stsh_kref
     set -g __stsh_root
     set -g __stsh_tried
     set -g __stsh_noticed
@@ -109,6 +130,7 @@ end
 # list of parents to build first); the last entry found is the nearest.
 function __stsh_find
     set -g __stsh_dirty
+    set -g __stsh_kref
     set -g __stsh_root
     test -L /.aws-profile -o -e /.aws-profile -a ! -d /.aws-profile; and set -g __stsh_root /
     if test "$PWD" != /
@@ -138,6 +160,7 @@ function __stsh_odd_key
         __stsh_find
     end
     set -g __stsh_k ''
+    set -g __stsh_kref
     set -q __stsh_tagfile[1]; or return
     set -l c $__stsh_marker
     if test -f $__stsh_tagfile -a -s $__stsh_tagfile -a -O $__stsh_tagfile -a -r $__stsh_tagfile

@@ -487,6 +487,10 @@ fishTest(
     await fake({ cwd: "proj" }, async (f) => {
       const tag = `${f.work}/proj/.aws-profile`;
       assert.deepEqual(await f.calls(), ["hook fish"]);
+      // The run/ directory the real program keeps: from now on fish 3.6+ reads the tag only
+      // when it is not older than its reference file.
+      const run = `${f.home}/.aws/stsh/run`;
+      await Deno.mkdir(run, { recursive: true, mode: 0o700 });
       await Deno.writeTextFile(tag, "dev\nxx\n");
       await f.t.run("true");
       assert.equal((await f.calls()).length, 2);
@@ -498,6 +502,20 @@ fishTest(
       assert.equal((await f.calls()).length, 3, "the edit was not noticed");
       await f.t.run("true");
       assert.equal((await f.calls()).length, 3);
+      // Stamped with the reference file's own mtime (an edit in the same clock tick as the
+      // read): still read again.
+      const refs = [...Deno.readDirSync(run)].map((e) => e.name).filter((n) =>
+        n.startsWith("fish.")
+      );
+      assert.equal(refs.length, 1, `one reference file in ${run}: ${refs}`);
+      await Deno.writeTextFile(tag, "dev\nzz\n");
+      const touch = await new Deno.Command("touch", { args: ["-r", `${run}/${refs[0]}`, tag] })
+        .output();
+      assert.ok(touch.success);
+      await f.t.run("true");
+      assert.equal((await f.calls()).length, 4, "an edit in the read's tick was missed");
+      await f.t.run("true");
+      assert.equal((await f.calls()).length, 4);
 
       // A tag below: its own key; removed, the walk finds the one above at the next prompt.
       await Deno.writeTextFile(`${f.work}/proj/sub/.aws-profile`, "prod\n");
@@ -507,14 +525,14 @@ fishTest(
       await f.t.run("true");
       assert.equal(await f.child("STSH_PROFILE"), "dev");
       assert.equal(await f.child("STSH_ROOT"), `${f.work}/proj`);
-      assert.equal((await f.calls()).length, 5);
+      assert.equal((await f.calls()).length, 6);
 
       // A FIFO in its place is never opened (the prompt would hang): a new key, one start.
       await Deno.remove(tag);
       await new Deno.Command("mkfifo", { args: [tag] }).output();
       await f.t.run("true");
       await f.t.run("true");
-      assert.equal((await f.calls()).length, 6);
+      assert.equal((await f.calls()).length, 7);
     });
   },
 );
