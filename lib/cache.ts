@@ -8,7 +8,8 @@
  * what is not secret (a stub naming the store), read back only when the session is used.
  */
 import { readTextBounded, Unreadable, writeAtomic } from "./fsafe.ts";
-import { cacheDir, isWindows, join, privateDir, sha256Hex } from "./paths.ts";
+import { cacheDir, isWindows, join, privateDir } from "./paths.ts";
+import { sha256Hex } from "./sha256.ts";
 import type { SessionVault } from "./secrets.ts";
 
 export interface Session {
@@ -87,11 +88,11 @@ export interface LockOptions {
 }
 
 /** A stable file key from everything that determines a session. */
-export async function cacheKey(parts: Record<string, string | number | boolean | undefined>) {
+export function cacheKey(parts: Record<string, string | number | boolean | undefined>) {
   const sorted = Object.fromEntries(
     Object.entries(parts).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b)),
   );
-  return (await sha256Hex(JSON.stringify(sorted))).slice(0, 40);
+  return sha256Hex(JSON.stringify(sorted)).slice(0, 40);
 }
 
 const enc = new TextEncoder();

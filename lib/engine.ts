@@ -305,7 +305,7 @@ class Resolver {
   async userSession(keys: Keys): Promise<Session> {
     const serial = this.pl.mfaSerial;
     const duration = this.pl.base.profile.mfaSessionDurationSeconds;
-    const key = await cacheKey({
+    const key = cacheKey({
       kind: "session",
       keyId: keys.accessKeyId,
       serial,
@@ -352,7 +352,7 @@ class Resolver {
       duration = CHAIN_CAP;
     }
     const serial = opts.withCode ? this.pl.mfaSerial : undefined;
-    const key = await cacheKey({
+    const key = cacheKey({
       kind: "role",
       source: sourceId,
       role: role.roleArn,

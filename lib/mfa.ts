@@ -6,7 +6,8 @@
  */
 import { Cancelled, MfaNeeded, StshError } from "./errors.ts";
 import { readTextBounded, writeAtomic } from "./fsafe.ts";
-import { join, mfaDir, privateDir, sha256Hex } from "./paths.ts";
+import { join, mfaDir, privateDir } from "./paths.ts";
+import { sha256Hex } from "./sha256.ts";
 import { runHelper } from "./proc.ts";
 import { notice, openTerminal, type Terminal } from "./tty.ts";
 
@@ -32,19 +33,19 @@ export interface CodeRequest {
 export class ReplayGuard {
   constructor(private readonly env?: Record<string, string>, private readonly now = Date.now) {}
 
-  private async file(serial: string) {
-    return join(mfaDir(this.env), `${(await sha256Hex(serial)).slice(0, 32)}.json`);
+  private file(serial: string) {
+    return join(mfaDir(this.env), `${sha256Hex(serial).slice(0, 32)}.json`);
   }
 
   async isReplay(serial: string, code: string): Promise<boolean> {
     try {
-      const text = await readTextBounded(await this.file(serial), {
+      const text = await readTextBounded(this.file(serial), {
         maxBytes: 4096,
         ownedByMe: true,
         noLinks: true,
       });
       const last = JSON.parse(text);
-      return last.hash === await sha256Hex(`${serial}\n${code}`) &&
+      return last.hash === sha256Hex(`${serial}\n${code}`) &&
         this.now() - last.at < REPLAY_WINDOW_MS;
     } catch {
       return false;
@@ -55,8 +56,8 @@ export class ReplayGuard {
   async remember(serial: string, code: string): Promise<void> {
     await privateDir(mfaDir(this.env));
     await writeAtomic(
-      await this.file(serial),
-      JSON.stringify({ hash: await sha256Hex(`${serial}\n${code}`), at: this.now() }),
+      this.file(serial),
+      JSON.stringify({ hash: sha256Hex(`${serial}\n${code}`), at: this.now() }),
       { mode: 0o600 },
     );
   }

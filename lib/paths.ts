@@ -167,11 +167,6 @@ function ioReason(e: unknown): string {
   return String((e as Error)?.message ?? e).replace(/\s*\(os error \d+\).*$/, "");
 }
 
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** Seconds before expiry at which credentials count as expired (STSH_REFRESH_MARGIN). */
 export function refreshMargin(env: Record<string, string> = Deno.env.toObject()): number {
   const v = Number(env.STSH_REFRESH_MARGIN);

@@ -17,9 +17,9 @@ import {
   privateDir,
   PROFILE_NAME,
   resolvePath as resolve,
-  sha256Hex,
   trustDir,
 } from "./paths.ts";
+import { sha256Hex } from "./sha256.ts";
 import { visible } from "./text.ts";
 
 export const TAG_FILE = ".aws-profile";
@@ -124,42 +124,39 @@ const TAG_RULES = {
 export class TrustStore {
   constructor(private readonly env?: Record<string, string>) {}
 
-  private async allowFile(realRoot: string, content: string) {
-    return join(trustDir(this.env), "allow", await sha256Hex(`${realRoot}\n${content}`));
+  private allowFile(realRoot: string, content: string) {
+    return join(trustDir(this.env), "allow", sha256Hex(`${realRoot}\n${content}`));
   }
-  private async denyFile(realRoot: string) {
-    return join(trustDir(this.env), "deny", await sha256Hex(`${realRoot}\n`));
+  private denyFile(realRoot: string) {
+    return join(trustDir(this.env), "deny", sha256Hex(`${realRoot}\n`));
   }
 
+  // deno-lint-ignore require-await
   async isAllowed(realRoot: string, content: string): Promise<boolean> {
-    // Both names at once: each digest is a trip through the thread pool.
-    const [deny, allow] = await Promise.all([
-      this.denyFile(realRoot),
-      this.allowFile(realRoot, content),
-    ]);
-    if (await exists(deny)) return false;
-    return await exists(allow);
+    // Synchronous lstats: the hook asks this on every tagged `cd`.
+    if (exists(this.denyFile(realRoot))) return false;
+    return exists(this.allowFile(realRoot, content));
   }
 
+  // deno-lint-ignore require-await
   async isDenied(realRoot: string): Promise<boolean> {
-    return await exists(await this.denyFile(realRoot));
+    return exists(this.denyFile(realRoot));
   }
 
   async allow(realRoot: string, content: string): Promise<void> {
-    await Deno.remove(await this.denyFile(realRoot)).catch(() => {});
-    await write(await this.allowFile(realRoot, content), realRoot);
+    await Deno.remove(this.denyFile(realRoot)).catch(() => {});
+    await write(this.allowFile(realRoot, content), realRoot);
   }
 
   async deny(realRoot: string, content?: string): Promise<void> {
     if (content !== undefined) {
-      await Deno.remove(await this.allowFile(realRoot, content)).catch(() => {});
+      await Deno.remove(this.allowFile(realRoot, content)).catch(() => {});
     }
-    await write(await this.denyFile(realRoot), realRoot);
+    await write(this.denyFile(realRoot), realRoot);
   }
 }
 
-// deno-lint-ignore require-await
-async function exists(path: string): Promise<boolean> {
+function exists(path: string): boolean {
   try {
     Deno.lstatSync(path); // no thread hand-off: the hook asks this on every tagged `cd`
     return true;
