@@ -150,10 +150,18 @@ const EPILOGUE =
   "code needed but no terminal, 4 (hook) MFA code needed, 130 cancelled; `stsh exec` " +
   "returns the command's own code. State: ~/.aws/stsh (STSH_HOME). Docs: README.md.";
 
-export function buildProgram(): Command {
-  const width = helpWidth();
+/** What each command's definition gets besides the program. */
+interface Ctx {
+  /** Was --debug given (anywhere)? */
+  debug(): boolean;
+  /** A log for lib calls under --debug (`debug: ` lines on stderr), else undefined. */
+  log(prefix?: string): ((m: string) => void) | undefined;
+}
+
+/** The program itself: description, --version, --debug, help and error output. */
+function root(width: number): Command {
   const enc = new TextEncoder();
-  const program = new Command("stsh")
+  return new Command("stsh")
     .description(
       "MFA-protected AWS credentials that follow you around the shell.\n\n" +
         "One MFA code opens a session (GetSessionToken, 12 h by default); every role " +
@@ -173,9 +181,9 @@ export function buildProgram(): Command {
     .exitOverride()
     .enablePositionalOptions()
     .addHelpText("after", () => `${examples(EXAMPLES[""], width)}\n\n${wrap(EPILOGUE, width)}`);
-  const debug = () => !!program.opts().debug;
-  const env = () => Deno.env.toObject();
+}
 
+function envCommand(program: Command, ctx: Ctx) {
   program.command("env")
     .description("print credentials for a profile, as shell code or JSON")
     .argument("[profile]", "profile name (default: $AWS_PROFILE or 'default')")
@@ -189,9 +197,11 @@ export function buildProgram(): Command {
     .option("--no-session", "for a keys-only profile: pass the long-term keys through")
     .option("--force", "with --no-session: even when the profile has an MFA device")
     .action(async (p: string | undefined, o: ResolveFlags & { format: string }) => {
-      out(envPayload(await credentialsFor(defaultProfile(p), o, debug()), o.format));
+      out(envPayload(await credentialsFor(defaultProfile(p), o, ctx.debug()), o.format));
     });
+}
 
+function credentialProcessCommand(program: Command, ctx: Ctx) {
   program.command("credential-process")
     .description(
       "credential_process output (Version 1) for SDKs: credential_process = stsh credential-process PROFILE",
@@ -199,9 +209,11 @@ export function buildProgram(): Command {
     .argument("[profile]", "profile name")
     .option("-t, --token-code <code>", "the current 6-digit MFA code")
     .action(async (p: string | undefined, o: ResolveFlags) => {
-      out(processJson(await credentialsFor(defaultProfile(p), o, debug())));
+      out(processJson(await credentialsFor(defaultProfile(p), o, ctx.debug())));
     });
+}
 
+function execCommand(program: Command, ctx: Ctx) {
   program.command("exec")
     .description(
       "run a command with a profile's credentials, served by a loopback endpoint the AWS SDKs " +
@@ -213,70 +225,80 @@ export function buildProgram(): Command {
     .option("--env", "give the command static keys (AWS_ACCESS_KEY_ID…) instead of the endpoint")
     .passThroughOptions()
     .action(async (p: string, argv: string[], o: ResolveFlags & { env?: boolean }) => {
-      const cmd = argv[0] === "--" ? argv.slice(1) : argv;
-      if (!cmd.length) {
-        throw new StshError(
-          "Say which command to run: stsh exec PROFILE -- CMD …",
-          undefined,
-          EXIT.refused,
-        );
-      }
-      // Resolved up front, so a code is asked on the terminal before the command starts.
-      const c = await credentialsFor(p, o, debug());
-      const env = Deno.env.toObject();
-      let childEnv: Record<string, string>;
-      let server: { close(): Promise<void> } | undefined;
-      const serve = await import("./serve.ts");
-      // Recorded under the config stamp, so that a warm exec (lib/quick.ts) needs no parse.
-      const shadow = o.env
-        ? null
-        : await shadowUnderStamp(env, async () =>
-          serve.defaultProfileShadows(await loadConfig(env)));
-      if (o.env || shadow) {
-        if (shadow) {
-          notice(
-            `warning: profile 'default' has credentials of its own (${shadow}), which AWS SDKs use before the credential endpoint; giving the command static keys instead${
-              c.expiration ? ` (they end at ${clock(c.expiration)})` : ""
-            }. Keep those credentials under another profile name to use the endpoint.`,
-          );
-        }
-        childEnv = staticKeysEnv(env, c);
-      } else {
-        let s;
-        try {
-          s = serve.startServer({
-            env,
-            only: p,
-            transport: "raw",
-            debug: debug(),
-            log: debug() ? (m) => notice(`debug: endpoint: ${m}`) : undefined,
-          });
-        } catch (e) {
-          throw new StshError(
-            `Cannot open the credential endpoint on 127.0.0.1: ${(e as Error).message}`,
-            "`stsh exec --env` gives the command static keys instead.",
-          );
-        }
-        server = s;
-        childEnv = serve.execEnv(env, s, p, c.region);
-      }
-      let child;
-      try {
-        child = new Deno.Command(cmd[0], { args: cmd.slice(1), env: childEnv, clearEnv: true })
-          .spawn();
-      } catch (e) {
-        await server?.close();
-        throw new StshError(`Cannot run ${cmd[0]}: ${(e as Error).message}`, undefined, 127);
-      }
-      // Ctrl-C reaches the command from the terminal by itself; stsh only must not die of it
-      // (forwarding would deliver a second one: Terraform takes that as "abort now").
-      Deno.addSignalListener("SIGINT", () => {});
-      const status = await child.status;
-      // The endpoint ends with the command (a request in flight is answered first, bounded).
-      if (server) await Promise.race([server.close(), new Promise((r) => setTimeout(r, 3000))]);
-      Deno.exit(status.code || (status.signal ? 128 + 2 : 0));
+      Deno.exit(await runExec(p, argv[0] === "--" ? argv.slice(1) : argv, o, ctx));
     });
+}
 
+/** `stsh exec`: the command's exit code (128 + 2 when a signal ended it). */
+async function runExec(
+  p: string,
+  cmd: string[],
+  o: ResolveFlags & { env?: boolean },
+  ctx: Ctx,
+): Promise<number> {
+  if (!cmd.length) {
+    throw new StshError(
+      "Say which command to run: stsh exec PROFILE -- CMD …",
+      undefined,
+      EXIT.refused,
+    );
+  }
+  // Resolved up front, so a code is asked on the terminal before the command starts.
+  const c = await credentialsFor(p, o, ctx.debug());
+  const env = Deno.env.toObject();
+  let childEnv: Record<string, string>;
+  let server: { close(): Promise<void> } | undefined;
+  const serve = await import("./serve.ts");
+  // Recorded under the config stamp, so that a warm exec (lib/quick.ts) needs no parse.
+  const shadow = o.env
+    ? null
+    : await shadowUnderStamp(env, async () => serve.defaultProfileShadows(await loadConfig(env)));
+  if (o.env || shadow) {
+    if (shadow) {
+      notice(
+        `warning: profile 'default' has credentials of its own (${shadow}), which AWS SDKs use before the credential endpoint; giving the command static keys instead${
+          c.expiration ? ` (they end at ${clock(c.expiration)})` : ""
+        }. Keep those credentials under another profile name to use the endpoint.`,
+      );
+    }
+    childEnv = staticKeysEnv(env, c);
+  } else {
+    let s;
+    try {
+      s = serve.startServer({
+        env,
+        only: p,
+        transport: "raw",
+        debug: ctx.debug(),
+        log: ctx.log("endpoint: "),
+      });
+    } catch (e) {
+      throw new StshError(
+        `Cannot open the credential endpoint on 127.0.0.1: ${(e as Error).message}`,
+        "`stsh exec --env` gives the command static keys instead.",
+      );
+    }
+    server = s;
+    childEnv = serve.execEnv(env, s, p, c.region);
+  }
+  let child;
+  try {
+    child = new Deno.Command(cmd[0], { args: cmd.slice(1), env: childEnv, clearEnv: true })
+      .spawn();
+  } catch (e) {
+    await server?.close();
+    throw new StshError(`Cannot run ${cmd[0]}: ${(e as Error).message}`, undefined, 127);
+  }
+  // Ctrl-C reaches the command from the terminal by itself; stsh only must not die of it
+  // (forwarding would deliver a second one: Terraform takes that as "abort now").
+  Deno.addSignalListener("SIGINT", () => {});
+  const status = await child.status;
+  // The endpoint ends with the command (a request in flight is answered first, bounded).
+  if (server) await Promise.race([server.close(), new Promise((r) => setTimeout(r, 3000))]);
+  return status.code || (status.signal ? 128 + 2 : 0);
+}
+
+function consoleCommand(program: Command, ctx: Ctx) {
   program.command("console")
     .description("open the AWS console as a role profile (or print the sign-in URL)")
     .argument("[profile]", "role profile (default: $AWS_PROFILE or 'default')")
@@ -297,7 +319,7 @@ export function buildProgram(): Command {
         destination: o.destination,
         durationSeconds: o.duration === undefined ? undefined : parseDuration(o.duration),
         tokenCode: o.tokenCode,
-        log: debug() ? (m) => notice(`debug: ${m}`) : undefined,
+        log: ctx.log(),
       });
       const until = link.until ? `; the console session lasts until ${clock(link.until)}` : "";
       if (o.print) {
@@ -308,7 +330,9 @@ export function buildProgram(): Command {
         notice(`opened the AWS console as '${profile}' in your browser${until}.`);
       }
     });
+}
 
+function serveCommand(program: Command, ctx: Ctx) {
   program.command("serve")
     .description(
       "the per-user credential endpoint for shells hooked with --serve (the hook starts it; " +
@@ -318,7 +342,7 @@ export function buildProgram(): Command {
       const { runUserServer } = await import("./serve.ts");
       const how = await runUserServer({
         env: Deno.env.toObject(),
-        debug: debug(),
+        debug: ctx.debug(),
         onReady: (s) => {
           // One line for whoever started it (ensureUserServer waits for it); nothing after.
           out(`ready ${s.port}\n`);
@@ -328,38 +352,45 @@ export function buildProgram(): Command {
       });
       if (how === "already running") notice("a credential server is already running.");
     });
+}
 
+function profilesCommand(program: Command) {
   program.command("profiles")
     .description("list profiles: kind, MFA device, role, where the keys are, cached until")
     .option("--names", "names only, one per line (for Tab completion)")
-    .action(async (o: { names?: boolean }) => {
-      const config = await loadConfig();
-      const names = [...config.profiles.keys()].sort();
-      if (o.names) return out(names.map((n) => n + "\n").join(""));
-      const entries = await new Cache().list();
-      const vars = env();
-      // The longest-lived live session per profile (entries come sorted by expiration).
-      const latest = new Map<string, (typeof entries)[number]>();
-      for (const e of entries) if (Date.parse(e.expiration) > Date.now()) latest.set(e.profile, e);
-      const rows = names.map((n) => {
-        const d = describe(config, n, vars);
-        const cached = latest.get(n);
-        return [
-          n,
-          d.kind,
-          d.mfa ? "yes" : "-",
-          d.role ?? "-",
-          keysWhere(config, n, vars),
-          cached
-            ? `${clock(new Date(cached.expiration))} (${
-              timeLeft(Date.parse(cached.expiration) - Date.now())
-            })`
-            : "-",
-        ];
-      });
-      out(table(["PROFILE", "KIND", "MFA", "ROLE", "KEYS", "CACHED UNTIL"], rows));
-    });
+    .action(async (o: { names?: boolean }) => out(await profilesText(!!o.names)));
+}
 
+/** `stsh profiles`: a table, or (`--names`) one name per line. */
+async function profilesText(namesOnly: boolean): Promise<string> {
+  const config = await loadConfig();
+  const names = [...config.profiles.keys()].sort();
+  if (namesOnly) return names.map((n) => n + "\n").join("");
+  const entries = await new Cache().list();
+  const vars = Deno.env.toObject();
+  // The longest-lived live session per profile (entries come sorted by expiration).
+  const latest = new Map<string, (typeof entries)[number]>();
+  for (const e of entries) if (Date.parse(e.expiration) > Date.now()) latest.set(e.profile, e);
+  const rows = names.map((n) => {
+    const d = describe(config, n, vars);
+    const cached = latest.get(n);
+    return [
+      n,
+      d.kind,
+      d.mfa ? "yes" : "-",
+      d.role ?? "-",
+      keysWhere(config, n, vars),
+      cached
+        ? `${clock(new Date(cached.expiration))} (${
+          timeLeft(Date.parse(cached.expiration) - Date.now())
+        })`
+        : "-",
+    ];
+  });
+  return table(["PROFILE", "KIND", "MFA", "ROLE", "KEYS", "CACHED UNTIL"], rows);
+}
+
+function statusCommand(program: Command) {
   program.command("status")
     .description("sessions in the cache and their time left (never secrets)")
     .action(async () => {
@@ -376,7 +407,9 @@ export function buildProgram(): Command {
         ]),
       ));
     });
+}
 
+function clearCommand(program: Command) {
   program.command("clear")
     .description("forget cached sessions: of one profile, or --all")
     .argument("[profile]", "profile whose sessions to forget")
@@ -390,13 +423,17 @@ export function buildProgram(): Command {
         );
       }
       // With a vault, MFA sessions kept in a secret store are deleted there too.
-      const cache = new Cache(undefined, new SessionVault({ env: env(), interactive: true }));
+      const vault = new SessionVault({ env: Deno.env.toObject(), interactive: true });
+      const cache = new Cache(undefined, vault);
       const entries = await cache.list();
       const gone = entries.filter((e) => o.all || e.profile === p);
       for (const e of gone) await cache.remove(e.key);
       notice(`forgot ${gone.length} cached session${gone.length === 1 ? "" : "s"}.`);
     });
+}
 
+function keysCommand(program: Command) {
+  const env = () => Deno.env.toObject();
   const keys = program.command("keys")
     .description("long-term keys in the OS keyring instead of ~/.aws/credentials")
     .addHelpText(
@@ -436,7 +473,9 @@ export function buildProgram(): Command {
       checkName(p);
       await keysExport(p, env());
     });
+}
 
+function initCommand(program: Command) {
   program.command("init")
     .description('print the shell hook: eval "$(stsh init zsh)" in ~/.zshrc')
     .addArgument(new Argument("[shell]", SHELLS.join(", ")).choices(SHELLS))
@@ -444,11 +483,15 @@ export function buildProgram(): Command {
     .action(async (shell: string | undefined, o: { serve?: boolean }) =>
       out(await initScript(shell, !!o.serve))
     );
+}
 
+function currentCommand(program: Command) {
   program.command("current")
     .description("the profile active in this shell and its time left")
     .action(() => out(currentText(Deno.env.toObject())));
+}
 
+function tagCommand(program: Command) {
   program.command("tag")
     .description(`write ${TAG_FILE} naming PROFILE in DIR (default .) and trust it`)
     .argument("<profile>", "profile name")
@@ -464,7 +507,9 @@ export function buildProgram(): Command {
       await new TrustStore().allow(state.realRoot, state.content);
       notice(`${tag.file} now names '${p}' and is trusted.`);
     });
+}
 
+function allowCommand(program: Command) {
   program.command("allow")
     .description(`trust the ${TAG_FILE} of DIR (default .) as it is now`)
     .argument("[dir]", "directory", ".")
@@ -478,7 +523,9 @@ export function buildProgram(): Command {
       await new TrustStore().allow(state.realRoot, state.content);
       notice(`trusted ${tag.file} ('${state.profile}').`);
     });
+}
 
+function denyCommand(program: Command) {
   program.command("deny")
     .description(`never use the ${TAG_FILE} of DIR (default .), whatever it says`)
     .argument("[dir]", "directory", ".")
@@ -489,7 +536,9 @@ export function buildProgram(): Command {
       await new TrustStore().deny(realRoot, st.content);
       notice(`denied ${tag.file}.`);
     });
+}
 
+function doctorCommand(program: Command) {
   program.command("doctor")
     .description("check versions, AWS files, profiles, state, keyring and this shell's hook")
     .action(async () => {
@@ -498,7 +547,9 @@ export function buildProgram(): Command {
       out(r.text);
       if (!r.healthy) Deno.exitCode = EXIT.error;
     });
+}
 
+function completeCommand(program: Command) {
   program.command("complete", { hidden: true })
     .description("Tab completion for the shells: stsh complete -- WORD…")
     .argument("[words...]")
@@ -513,11 +564,44 @@ export function buildProgram(): Command {
       const found = await complete(program, words ?? [], names);
       out(found.map((c) => c + "\n").join(""));
     });
+}
 
+function reloadCommand(program: Command) {
   program.command("reload")
     .description("look at this directory again at the next prompt (hooked shells)")
     .action(() => notice("the next prompt looks at this directory again."));
+}
 
+/** The commands, in the order `stsh --help` lists them. */
+const COMMANDS: ((program: Command, ctx: Ctx) => void)[] = [
+  envCommand,
+  credentialProcessCommand,
+  execCommand,
+  consoleCommand,
+  serveCommand,
+  profilesCommand,
+  statusCommand,
+  clearCommand,
+  keysCommand,
+  initCommand,
+  currentCommand,
+  tagCommand,
+  allowCommand,
+  denyCommand,
+  doctorCommand,
+  completeCommand,
+  reloadCommand,
+];
+
+export function buildProgram(): Command {
+  const width = helpWidth();
+  const program = root(width);
+  const debug = () => !!program.opts().debug;
+  const ctx: Ctx = {
+    debug,
+    log: (prefix = "") => debug() ? (m) => notice(`debug: ${prefix}${m}`) : undefined,
+  };
+  for (const define of COMMANDS) define(program, ctx);
   for (const c of program.commands) {
     const rows = EXAMPLES[c.name()];
     if (rows) c.addHelpText("after", () => examples(rows, width));
