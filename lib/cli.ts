@@ -339,7 +339,7 @@ function serveCommand(program: Command, ctx: Ctx) {
         "it exits when idle, STSH_SERVE_IDLE seconds, or when no session is left)",
     )
     .action(async () => {
-      const { runUserServer } = await import("./serve.ts");
+      const { runUserServer } = await import("./serve_user.ts");
       const how = await runUserServer({
         env: Deno.env.toObject(),
         debug: ctx.debug(),

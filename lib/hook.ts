@@ -247,9 +247,10 @@ export async function decide(req: HookRequest): Promise<HookResult> {
       served: false,
     });
     if (!req.serve) return keys();
-    const [{ loadConfig }, serve] = await Promise.all([
+    const [{ loadConfig }, serve, { ensureUserServer }] = await Promise.all([
       later<typeof import("./config.ts")>("config"),
       later<typeof import("./serve.ts")>("serve"),
+      later<typeof import("./serve_user.ts")>("serve_user"),
     ]);
     const shadow = serve.defaultProfileShadows(await loadConfig(userEnv));
     if (shadow) {
@@ -259,7 +260,7 @@ export async function decide(req: HookRequest): Promise<HookResult> {
       return keys();
     }
     const client = Number(req.env.STSH_SHELL_PID) || undefined;
-    const server = await serve.ensureUserServer(userEnv, { client });
+    const server = await ensureUserServer(userEnv, { client });
     log(`endpoint ${server.url} (server pid ${server.pid})`);
     const vars = serve.endpointChanges(server, profile, creds.region);
     return {

@@ -7,16 +7,8 @@
 import assert from "node:assert/strict";
 import { ROOT, STSH } from "./support/fixture.ts";
 import { type World, world } from "./support/world.ts";
-import {
-  endpointChanges,
-  endpointVars,
-  ensureUserServer,
-  execEnv,
-  newToken,
-  sameSecret,
-  serveFiles,
-  serverEnv as userServerEnv,
-} from "../lib/serve.ts";
+import { endpointChanges, endpointVars, execEnv, newToken, sameSecret } from "../lib/serve.ts";
+import { ensureUserServer, serveFiles, serverEnv as userServerEnv } from "../lib/serve_user.ts";
 
 const AWS = "/usr/bin/aws";
 const haveAws = await Deno.stat(AWS).then(() => true, () => false);
