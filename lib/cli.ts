@@ -357,7 +357,7 @@ function serveCommand(program: Command, ctx: Ctx) {
 function profilesCommand(program: Command) {
   program.command("profiles")
     .description("list profiles: kind, MFA device, role, where the keys are, cached until")
-    .option("--names", "names only, one per line (for Tab completion)")
+    .option("--names", "names only, one per line (for scripts)")
     .action(async (o: { names?: boolean }) => out(await profilesText(!!o.names)));
 }
 

@@ -428,11 +428,9 @@ __stsh_complete_assume() {
   if ((COMP_CWORD != 1)); then
     \builtin return 0
   fi
-  if [[ --clear == "$cur"* ]]; then
-    COMPREPLY+=(--clear)
-  fi
+  # --clear and the profile names that start with the word, from the program (as for stsh).
   while IFS= \builtin read -r name; do
-    if [[ -n $name && $name == "$cur"* ]]; then
+    if [[ -n $name ]]; then
       if [[ $name == *[!A-Za-z0-9._@+=,:/-]* ]]; then
         \builtin printf -v q '%q' "$name"
         COMPREPLY+=("$q")
@@ -440,7 +438,7 @@ __stsh_complete_assume() {
         COMPREPLY+=("$name")
       fi
     fi
-  done < <(__stsh_bin profiles --names 2>/dev/null)
+  done < <(__stsh_bin complete -- assume "$cur" 2>/dev/null)
 }
 
 # Take out every hook entry an earlier sourcing may have added, wherever it went.

@@ -382,9 +382,9 @@ __stsh_complete() {
 __stsh_complete_assume() {
   \builtin emulate -L zsh
   ((CURRENT == 2)) || \builtin return 1
-  \builtin local -a names
-  names=(${(f)"$(__stsh_bin profiles --names 2>/dev/null)"})
-  compadd -- --clear $names
+  # Every candidate (--clear and the profile names): compsys matches them itself.
+  __stsh_ask assume ''
+  compadd -a reply
 }
 
 # compctl (no compinit): -K functions, with files as the fallback (`+ -f`).
@@ -408,7 +408,7 @@ __stsh_compctl_assume() {
   \builtin read -cn cw
   reply=()
   ((cw == 2)) || \builtin return
-  reply=(--clear ${(f)"$(__stsh_bin profiles --names 2>/dev/null)"})
+  __stsh_ask assume ''
 }
 
 # compdef exists once compinit has run. When this file is sourced before compinit (earlier in
