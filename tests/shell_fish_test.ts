@@ -20,6 +20,7 @@ import { STSH } from "./support/fixture.ts";
 import { Pty } from "./support/pty.ts";
 import { BROKEN, escapeRe, Session, type SessionOpts, USER_VARS } from "./support/session.ts";
 import { EXE } from "./support/shells.ts";
+import { assertNoTagAbove, FakeProgram } from "./support/fake.ts";
 
 const FISH = EXE.fish;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -76,13 +77,14 @@ interface FakeOpts {
 }
 
 /** A temp dir with the fake program, a HOME with config.fish, tagged and untagged dirs. */
-class Fake {
+class Fake extends FakeProgram {
   /** The program's directory: its name has a quote and a space, for the init's quoting. */
   readonly bin: string;
   readonly home: string;
   readonly work: string;
   t!: Pty;
   private constructor(readonly root: string) {
+    super();
     this.bin = `${root}/b'in x`;
     this.home = `${root}/home`;
     this.work = `${root}/w`;
@@ -100,12 +102,7 @@ class Fake {
   }
 
   async #setup(o: FakeOpts): Promise<void> {
-    for (let d = this.root; d !== "/";) {
-      d = d.slice(0, d.lastIndexOf("/")) || "/";
-      if (await exists(`${d === "/" ? "" : d}/.aws-profile`)) {
-        throw new Error(`${d}/.aws-profile exists: set TMPDIR elsewhere to run these tests`);
-      }
-    }
+    await assertNoTagAbove(this.root);
     for (
       const d of [
         this.bin,
@@ -168,20 +165,6 @@ class Fake {
       PATH: `${this.bin}:/usr/local/bin:/usr/bin:/bin`,
       USER: "tester",
     };
-  }
-
-  async scenario(text: string): Promise<void> {
-    await Deno.writeTextFile(`${this.bin}/scenario`, text);
-  }
-
-  /** The program's starts so far, one argv string each. */
-  async calls(): Promise<string[]> {
-    try {
-      return (await Deno.readTextFile(`${this.bin}/log`)).split("\n").filter((l) => l !== "");
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return [];
-      throw e;
-    }
   }
 
   /** An exported variable as a child process sees it (null: not in its environment). */

@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import { Pty } from "./support/pty.ts";
 import { EXE, type ShellName } from "./support/shells.ts";
+import { assertNoTagAbove, FakeProgram } from "./support/fake.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -37,12 +38,13 @@ interface RcOpts {
 }
 
 /** A temp dir with the fake, a HOME, tagged and untagged directories, and the rc files. */
-class Fixture {
+class Fixture extends FakeProgram {
   readonly root: string;
   readonly bin: string;
   readonly home: string;
   readonly work: string;
   constructor(root: string) {
+    super();
     this.root = root;
     this.bin = `${root}/bin`;
     this.home = `${root}/home`;
@@ -51,15 +53,10 @@ class Fixture {
 
   static async create(): Promise<Fixture> {
     const f = new Fixture(await Deno.makeTempDir({ prefix: "stsh-hooks-" }));
-    // A tag above the temp dir would tag every "untagged" directory of the tests.
-    for (let d = f.root; d !== "/";) {
-      d = d.slice(0, d.lastIndexOf("/")) || "/";
-      const tag = `${d === "/" ? "" : d}/.aws-profile`;
-      if (await Deno.stat(tag).then(() => true, () => false)) {
-        await f.cleanup();
-        throw new Error(`${tag} exists: set TMPDIR elsewhere to run these tests`);
-      }
-    }
+    await assertNoTagAbove(f.root).catch(async (e) => {
+      await f.cleanup();
+      throw e;
+    });
     for (const d of ["bin", "home", "tmp", "zdot", "w/plain", "w/proj/sub", "w/proj2"]) {
       await Deno.mkdir(`${f.root}/${d}`, { recursive: true });
     }
@@ -68,20 +65,6 @@ class Fixture {
     await Deno.writeTextFile(`${f.work}/proj/.aws-profile`, "dev\n");
     await Deno.writeTextFile(`${f.work}/proj2/.aws-profile`, "prod\n");
     return f;
-  }
-
-  async scenario(text: string): Promise<void> {
-    await Deno.writeTextFile(`${this.bin}/scenario`, text);
-  }
-
-  /** The fake's invocations so far, one argv string each. */
-  async calls(): Promise<string[]> {
-    try {
-      return (await Deno.readTextFile(`${this.bin}/log`)).split("\n").filter((l) => l !== "");
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return [];
-      throw e;
-    }
   }
 
   async cleanup(): Promise<void> {

@@ -16,6 +16,7 @@ import { Pty } from "./support/pty.ts";
 import { EXE } from "./support/shells.ts";
 import { ROOT, STSH } from "./support/fixture.ts";
 import { BROKEN, escapeRe, Session, type SessionOpts, SLOW } from "./support/session.ts";
+import { FakeProgram } from "./support/fake.ts";
 
 type Posix = "bash" | "zsh";
 const POSIX: Posix[] = ["bash", "zsh"];
@@ -354,24 +355,15 @@ case " $* " in
 esac
 `;
 
-class Fake {
-  constructor(readonly root: string, readonly shell: Posix, readonly t: Pty) {}
+class Fake extends FakeProgram {
+  constructor(readonly root: string, readonly shell: Posix, readonly t: Pty) {
+    super();
+  }
   get bin() {
     return `${this.root}/bin`;
   }
   get work() {
     return `${this.root}/w`;
-  }
-  async scenario(text: string): Promise<void> {
-    await Deno.writeTextFile(`${this.bin}/scenario`, text);
-  }
-  async calls(): Promise<string[]> {
-    try {
-      return (await Deno.readTextFile(`${this.bin}/log`)).split("\n").filter((l) => l !== "");
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return [];
-      throw e;
-    }
   }
   /** A variable as the shell has it (exported or not). */
   async value(name: string): Promise<string> {

@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { Pty } from "./support/pty.ts";
 import { EXE } from "./support/shells.ts";
 import { BROKEN, QUESTION, Session, USER_VARS } from "./support/session.ts";
+import { assertNoTagAbove, FakeProgram } from "./support/fake.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const FAKE_STSH = new URL("./support/fake_stsh.bash", import.meta.url).pathname;
@@ -47,11 +48,12 @@ interface FakeOpts {
 }
 
 /** A temp dir with the fake behind a wrapper, a HOME, tagged and untagged directories. */
-class Fake {
+class Fake extends FakeProgram {
   readonly bin: string;
   readonly work: string;
   t!: Pty;
   private constructor(readonly root: string) {
+    super();
     this.bin = `${root}/bin`;
     this.work = `${root}/w`;
   }
@@ -68,12 +70,7 @@ class Fake {
   }
 
   async #setup(o: FakeOpts): Promise<void> {
-    for (let d = this.root; d !== "/";) {
-      d = d.slice(0, d.lastIndexOf("/")) || "/";
-      if (await exists(`${d === "/" ? "" : d}/.aws-profile`)) {
-        throw new Error(`${d}/.aws-profile exists: set TMPDIR elsewhere to run these tests`);
-      }
-    }
+    await assertNoTagAbove(this.root);
     for (const d of ["bin", "home", "tmp", "w/plain", "w/proj/sub", "w/proj2"]) {
       await Deno.mkdir(`${this.root}/${d}`, { recursive: true });
     }
@@ -135,15 +132,6 @@ class Fake {
     await this.t.waitFor(PROMPT, { timeoutMs: 30_000 });
   }
 
-  async scenario(text: string): Promise<void> {
-    await Deno.writeTextFile(`${this.bin}/scenario`, text);
-  }
-
-  /** The fake's invocations so far, one argv string each. */
-  calls(): Promise<string[]> {
-    return lines(`${this.bin}/log`);
-  }
-
   /** "ARGV: STSH_HOOK_STATE" for each start that was given STSH_HOOK_STATE. */
   states(): Promise<string[]> {
     return lines(`${this.bin}/states`);
@@ -171,10 +159,6 @@ class Fake {
       await Deno.remove(this.root, { recursive: true }).catch(() => undefined);
     }
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return await Deno.lstat(p).then(() => true, () => false);
 }
 
 async function lines(file: string): Promise<string[]> {
