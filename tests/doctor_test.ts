@@ -19,7 +19,8 @@ Deno.test("doctor: a healthy setup exits 0 and shows versions, profiles, state, 
     assert.match(r.stdout, /^ok {4}.*\/\.aws\/stsh: private \(0700\) and yours$/m);
     assert.match(r.stdout, /^ok {4}hook: bash 5\.2\.15, keys mode, first among prompt hooks$/m);
     assert.match(r.stdout, /\nAll good\.\n$/);
-    assert.doesNotMatch(r.stdout, new RegExp(w.alice.secretAccessKey.slice(0, 12)));
+    // A plain substring test: a random secret can hold `+` or `/`, which a RegExp would read.
+    assert.ok(!r.stdout.includes(w.alice.secretAccessKey.slice(0, 12)), "the secret was printed");
   } finally {
     await w.close();
   }
