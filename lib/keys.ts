@@ -147,8 +147,7 @@ export async function keysAdd(profile: string, fromEnv: boolean, env: Env): Prom
     }
     try {
       // The key id is shown as typed (it is not secret: CloudTrail logs it); the secret is not.
-      t.write(`stsh: access key id for '${profile}': `);
-      accessKeyId = (await t.readLine()).trim();
+      accessKeyId = (await t.readLine(`stsh: access key id for '${profile}': `)).trim();
       secretAccessKey = (await t.readSecret(`stsh: secret access key (not shown): `)).trim();
     } finally {
       t.close();

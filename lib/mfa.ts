@@ -150,8 +150,7 @@ export class CodeSource {
   private async ask(t: Terminal): Promise<string> {
     const { serial, profile } = this.req;
     while (true) {
-      t.write(`stsh: MFA code for ${profile} (${serial}): `);
-      const code = (await t.readLine()).trim();
+      const code = (await t.readLine(`stsh: MFA code for ${profile} (${serial}): `)).trim();
       if (code === "") throw new Cancelled();
       if (!SIX_DIGITS.test(code)) {
         t.write("stsh: that is not six digits; type the code your authenticator shows.\n");

@@ -5,7 +5,7 @@
  * and is never used.
  * This is the only module that touches the terminal.
  */
-import { Cancelled, StshError } from "./errors.ts";
+import { Cancelled, EXIT, StshError } from "./errors.ts";
 import { isWindows } from "./paths.ts";
 import { oneLine, visible } from "./text.ts";
 
@@ -15,14 +15,36 @@ const dec = new TextDecoder();
 export interface Terminal {
   /** Write text; control characters in it (from names, ARNs, STS) are shown, not obeyed. */
   write(text: string): void;
-  /** One line without its newline; Cancelled on Ctrl-C, Ctrl-D or end of input. */
-  readLine(): Promise<string>;
+  /**
+   * Show `prompt` and read one line, without its newline; Cancelled on Ctrl-C, Ctrl-D or end
+   * of input. The prompt is written only once Ctrl-C is caught: a person who presses it the
+   * moment the question appears gets "cancelled", not a killed process.
+   */
+  readLine(prompt: string): Promise<string>;
   /**
    * Show `prompt` and read a line with echo off (a passphrase, a secret key); echo is back
    * on afterwards. The prompt appears only once echo is off, so nothing typed early shows.
    */
   readSecret(prompt: string): Promise<string>;
   close(): void;
+}
+
+/**
+ * From the first question on, Ctrl-C never kills this process: it cancels the question being
+ * read (each read listens for it), and otherwise waits for what is under way. Without this, a
+ * second SIGINT — the shells' own, after their trap ran — killed the process between the
+ * cancelled read and its "cancelled" line (seen in zsh and fish under load), and one pressed
+ * after a code was typed would abandon the STS call that spends it. Every wait after a
+ * question is bounded (STS calls, locks, helpers), so nothing hangs on it.
+ */
+let holding = false;
+function holdInterrupts(): void {
+  if (holding) return;
+  holding = true;
+  // Except where the shell needs the process gone at once (exitAtOnceOnCancel: pwsh).
+  Deno.addSignalListener("SIGINT", () => {
+    if (exitAtOnce) Deno.exit(EXIT.cancelled);
+  });
 }
 
 class TtyTerminal implements Terminal {
@@ -40,7 +62,7 @@ class TtyTerminal implements Terminal {
     while (done < bytes.length) done += this.output.writeSync(bytes.subarray(done));
   }
 
-  async readLine(): Promise<string> {
+  async readLine(prompt: string): Promise<string> {
     // Canonical mode: the terminal edits the line and turns Ctrl-C into SIGINT, which we
     // catch so the shell gets a clean exit 130 and the terminal is left as it was.
     let interrupted = () => {};
@@ -49,8 +71,10 @@ class TtyTerminal implements Terminal {
       interrupted = () => reject(new Cancelled());
     });
     cancelled.catch(() => {});
+    holdInterrupts();
     Deno.addSignalListener("SIGINT", onInt);
     try {
+      this.write(prompt);
       const chunks: number[] = [];
       const buf = new Uint8Array(256);
       while (true) {
@@ -121,9 +145,12 @@ class ShTerminal implements Terminal {
     }).outputSync();
   }
 
-  async readLine(): Promise<string> {
+  async readLine(prompt: string): Promise<string> {
     try {
-      return await this.read('IFS= read -r line < /dev/tty && printf "%s" "$line"', []);
+      return await this.read(
+        'printf "%s" "$1" >/dev/tty; IFS= read -r line </dev/tty && printf "%s" "$line"',
+        [visible(prompt)],
+      );
     } catch (e) {
       // The line the question was on ends here — unless the caller ends it (exitAtOnce).
       if (!exitAtOnce) this.write("\n");
@@ -148,21 +175,25 @@ class ShTerminal implements Terminal {
    * listening, turns it into Cancelled (a clean exit 130).
    */
   private async read(script: string, args: string[]): Promise<string> {
-    const child = new Deno.Command("/bin/sh", {
-      args: ["-c", script, "sh", ...args],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
+    // Listening before the shell that shows the question starts (see Terminal.readLine).
+    holdInterrupts();
     let interrupted = false;
+    let child: Deno.ChildProcess | undefined;
     const onInt = () => {
       interrupted = true;
       try {
-        child.kill("SIGINT");
+        child?.kill("SIGINT");
       } catch { /* already gone */ }
     };
     Deno.addSignalListener("SIGINT", onInt);
     try {
+      child = new Deno.Command("/bin/sh", {
+        args: ["-c", script, "sh", ...args],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      if (interrupted) onInt();
       const out = await child.output();
       if (interrupted || !out.success) throw new Cancelled();
       return dec.decode(out.stdout);
