@@ -8,7 +8,8 @@ function __stsh_prompt --on-event fish_prompt
         if not set -q __stsh_kref[1]; or not test -f $__stsh_tagfile -a $__stsh_tagfile -ot $__stsh_kref
             if test -s $__stsh_tagfile -a -O $__stsh_tagfile -a -r $__stsh_tagfile
                 set -g __stsh_kref
-                test -d $__stsh_rundir; and true >$__stsh_ref; and set -g __stsh_kref $__stsh_ref
+                set -q __stsh_ref[1]; and test -d $__stsh_rundir; and true >$__stsh_ref
+                and set -g __stsh_kref $__stsh_ref
                 read -g -z -n 257 __stsh_k <$__stsh_tagfile
                 set -g __stsh_k "$__stsh_root"\n"$__stsh_k"
             else
@@ -94,7 +95,6 @@ set -g __stsh_rundir "$__stsh_rundir/run"
 set -g __stsh_ref
 builtin test / -ot / 2>/dev/null
 test $status -eq 1; and set -g __stsh_ref "$__stsh_rundir/fish.$fish_pid"
-set -q __stsh_ref[1]; or set -g __stsh_rundir /nonexistent/stsh-run
 set -g __stsh_kref
 
 # Forget what was sent, so that the next prompt looks again (after `stsh allow|deny|tag|
