@@ -20,7 +20,7 @@ import { STSH } from "./support/fixture.ts";
 import { Pty } from "./support/pty.ts";
 import { BROKEN, escapeRe, Session, type SessionOpts, USER_VARS } from "./support/session.ts";
 import { EXE } from "./support/shells.ts";
-import { assertNoTagAbove, FakeProgram } from "./support/fake.ts";
+import { assertNoTagAbove, FakeProgram, mtimeYear, referenceFile, touch } from "./support/fake.ts";
 
 const FISH = EXE.fish;
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -485,16 +485,19 @@ fishTest(
       assert.equal((await f.calls()).length, 3, "the edit was not noticed");
       await f.t.run("true");
       assert.equal((await f.calls()).length, 3);
+      // An unchanged prompt opens nothing: the reference file, written just before every full
+      // read, keeps a time set in the past (the tag's older still).
+      const ref = referenceFile(run, "fish");
+      await touch("-d", "2020-01-01", tag);
+      await touch("-d", "2021-01-01", ref);
+      await f.t.run("true");
+      await f.t.run("true");
+      assert.equal(mtimeYear(ref), 2021, "an unchanged prompt read the tag");
+      assert.equal((await f.calls()).length, 3);
       // Stamped with the reference file's own mtime (an edit in the same clock tick as the
       // read): still read again.
-      const refs = [...Deno.readDirSync(run)].map((e) => e.name).filter((n) =>
-        n.startsWith("fish.")
-      );
-      assert.equal(refs.length, 1, `one reference file in ${run}: ${refs}`);
       await Deno.writeTextFile(tag, "dev\nzz\n");
-      const touch = await new Deno.Command("touch", { args: ["-r", `${run}/${refs[0]}`, tag] })
-        .output();
-      assert.ok(touch.success);
+      await touch("-r", ref, tag);
       await f.t.run("true");
       assert.equal((await f.calls()).length, 4, "an edit in the read's tick was missed");
       await f.t.run("true");

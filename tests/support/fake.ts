@@ -37,3 +37,21 @@ export async function assertNoTagAbove(root: string): Promise<void> {
     }
   }
 }
+
+/** The one reference file of `shell` in `run` (STSH_HOME/run/SHELL.PID, PROTOCOL.md). */
+export function referenceFile(run: string, shell: string): string {
+  const refs = [...Deno.readDirSync(run)].map((e) => e.name).filter((n) =>
+    n.startsWith(`${shell}.`)
+  );
+  if (refs.length !== 1) throw new Error(`not one ${shell} reference file in ${run}: ${refs}`);
+  return `${run}/${refs[0]}`;
+}
+
+/** coreutils touch (`-r FILE`, `-d DATE`: times to the nanosecond, which Deno.utime rounds). */
+export async function touch(...args: string[]): Promise<void> {
+  const r = await new Deno.Command("touch", { args, stderr: "piped" }).output();
+  if (!r.success) throw new Error(`touch ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
+}
+
+/** The year of `path`'s mtime. */
+export const mtimeYear = (path: string) => Deno.statSync(path).mtime!.getUTCFullYear();
