@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { type CredentialServer, startServer } from "../lib/serve.ts";
 import type { Credentials } from "../lib/engine.ts";
+import { rawHttp } from "./support/http.ts";
 
 const enc = new TextEncoder();
-const dec = new TextDecoder();
 const TOKEN = "t".repeat(43);
 
 const creds: Credentials = {
@@ -30,33 +30,6 @@ function server(transport: "raw" | "deno"): CredentialServer {
     transport,
     resolver: () => Promise.resolve(creds),
   });
-}
-
-/** Sends `bytes` as they are and reads the whole answer (status, lower-cased head, body). */
-async function send(port: number, bytes: Uint8Array | string) {
-  const c = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await c.write(typeof bytes === "string" ? enc.encode(bytes) : bytes);
-    // To the end of the body (content-length): Deno.serve keeps a connection open.
-    let text = "";
-    const buf = new Uint8Array(16384);
-    while (true) {
-      const split = text.indexOf("\r\n\r\n");
-      const length = Number(text.slice(0, split).match(/\r\ncontent-length: (\d+)/i)?.[1]);
-      if (split >= 0 && text.length - split - 4 >= length) break;
-      const n = await c.read(buf).catch(() => null);
-      if (n === null) break;
-      text += dec.decode(buf.subarray(0, n));
-    }
-    const split = text.indexOf("\r\n\r\n");
-    return {
-      status: Number(text.match(/^HTTP\/1\.[01] (\d{3})/)?.[1] ?? 0),
-      head: text.slice(0, split).toLowerCase(),
-      body: text.slice(split + 4),
-    };
-  } finally {
-    c.close();
-  }
 }
 
 const req = (port: number, lines: string[]) =>
@@ -90,8 +63,8 @@ Deno.test("raw transport: the same status, type and body as Deno.serve for the s
       ["GET /creds/a?x=1 HTTP/1.1", "Host: 127.0.0.1", `Authorization: ${TOKEN}`],
     ];
     for (const lines of cases) {
-      const a = await send(raw.port, req(raw.port, lines));
-      const b = await send(deno.port, req(deno.port, lines));
+      const a = await rawHttp(raw.port, req(raw.port, lines));
+      const b = await rawHttp(deno.port, req(deno.port, lines));
       const what = lines[0] + " " + lines.slice(1).join(" ").slice(0, 60);
       assert.equal(a.status, b.status, `${what}: ${a.body} / ${b.body}`);
       assert.equal(a.body, b.body, what);
@@ -102,7 +75,7 @@ Deno.test("raw transport: the same status, type and body as Deno.serve for the s
       assert.match(a.head, /\r\nconnection: close/, what);
     }
     // And the body answers what the door decided: 200 with the credentials, once.
-    const ok = await send(raw.port, req(raw.port, cases[0]));
+    const ok = await rawHttp(raw.port, req(raw.port, cases[0]));
     assert.equal(JSON.parse(ok.body).AccessKeyId, creds.accessKeyId);
   } finally {
     await raw.close();
@@ -138,7 +111,7 @@ Deno.test("raw transport: what is not a plain HTTP/1.x request is refused before
       ],
     ];
     for (const [what, bytes, status] of bad) {
-      const a = await send(s.port, bytes);
+      const a = await rawHttp(s.port, bytes);
       assert.equal(a.status, status, `${what}: ${a.status} ${a.body}`);
       assert.match(JSON.parse(a.body).Message, /^stsh: /, what);
       assert.ok(!a.body.includes("ASIA"), `${what}: no credentials`);
@@ -162,7 +135,7 @@ Deno.test("raw transport: close() answers what is in flight and drops clients th
   });
   const stalled = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
   await stalled.write(enc.encode("GET /creds/a HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
-  const inflight = send(
+  const inflight = rawHttp(
     s.port,
     `GET /creds/a HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${TOKEN}\r\n\r\n`,
   );

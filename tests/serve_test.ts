@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { ROOT, STSH } from "./support/fixture.ts";
+import { type Answer, rawHttp } from "./support/http.ts";
 import { type World, world } from "./support/world.ts";
 import { endpointChanges, endpointVars, execEnv, newToken, sameSecret } from "../lib/serve.ts";
 import { ensureUserServer, serveFiles, serverEnv as userServerEnv } from "../lib/serve_user.ts";
@@ -19,7 +20,6 @@ const haveBoto3 = await new Deno.Command("python3", {
   stderr: "null",
 }).output().then((o) => o.success, () => false);
 
-const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 async function waitFor(what: string, cond: () => Promise<boolean> | boolean, ms = 30_000) {
@@ -33,39 +33,6 @@ async function waitFor(what: string, cond: () => Promise<boolean> | boolean, ms 
 const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
 const alive = (pid: number) => exists(`/proc/${pid}`);
 
-interface Answer {
-  status: number;
-  head: string;
-  body: string;
-  /** Milliseconds from connect to the end of the answer. */
-  ms: number;
-}
-
-/** One HTTP request written by hand (so Host and the rest are exactly what we say). */
-async function raw(port: number, request: string, hostname = "127.0.0.1"): Promise<Answer> {
-  const t0 = performance.now();
-  const c = await Deno.connect({ hostname, port });
-  try {
-    await c.write(enc.encode(request));
-    let text = "";
-    const buf = new Uint8Array(16384);
-    while (true) {
-      const n = await c.read(buf);
-      if (n === null) break;
-      text += dec.decode(buf.subarray(0, n));
-    }
-    const split = text.indexOf("\r\n\r\n");
-    return {
-      status: Number(text.match(/^HTTP\/1\.[01] (\d{3})/)?.[1] ?? 0),
-      head: text.slice(0, split).toLowerCase(),
-      body: text.slice(split + 4),
-      ms: performance.now() - t0,
-    };
-  } finally {
-    c.close();
-  }
-}
-
 function get(
   port: number,
   path: string,
@@ -78,7 +45,7 @@ function get(
     ...(o.token !== undefined ? [`Authorization: ${o.token}`] : []),
     ...(o.extra ?? []),
   ];
-  return raw(port, lines.join("\r\n") + "\r\n\r\n");
+  return rawHttp(port, lines.join("\r\n") + "\r\n\r\n");
 }
 
 /** `stsh exec ARGS -- sh -c …` whose command writes its environment and waits for a file. */
@@ -302,7 +269,7 @@ Deno.test("exec: the endpoint's door — token, Host, GET only, loopback only, c
         await get(ep.port, ep.path, { token: ep.token, host: "127.0.0.1:1" }),
         403,
       ],
-      ["no Host", await raw(ep.port, `GET ${ep.path} HTTP/1.0\r\n\r\n`), 403],
+      ["no Host", await rawHttp(ep.port, `GET ${ep.path} HTTP/1.0\r\n\r\n`), 403],
       ["POST", await get(ep.port, ep.path, { token: ep.token, method: "POST" }), 405],
       ["PUT", await get(ep.port, ep.path, { token: ep.token, method: "PUT" }), 405],
       [
@@ -312,7 +279,7 @@ Deno.test("exec: the endpoint's door — token, Host, GET only, loopback only, c
       ],
       [
         "a body",
-        await raw(
+        await rawHttp(
           ep.port,
           `GET ${ep.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${ep.token}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc`,
         ),
