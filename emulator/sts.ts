@@ -55,7 +55,9 @@ export interface Role {
   arn: string;
   account: string;
 }
-export type FaultKind = "Throttling" | "ServiceUnavailable" | "Hang";
+export type FaultKind = "Throttling" | "ServiceUnavailable" | "Hang" | "Slow";
+/** How long a "Slow" fault holds a request before answering it normally. */
+export const SLOW_MS = 1500;
 /** One request. status 0 with code "Hang" = held open by fault injection. */
 export interface CallRecord {
   action: string;
@@ -244,7 +246,10 @@ export class StsEmulator {
     return this.#virtualClock ? this.now() : Date.now();
   }
 
-  /** The next `times` calls of `action` fail with `kind` (Hang: held open until close/abort). */
+  /**
+   * The next `times` calls of `action` fail with `kind` (Hang: held open until close/abort),
+   * or (Slow) are answered normally after SLOW_MS.
+   */
   failNext(action: string, kind: FaultKind, times = 1): void {
     this.#faults.push({ action, kind, times });
   }
@@ -355,6 +360,7 @@ export class StsEmulator {
     if (!fault) return;
     if (--fault.times <= 0) this.#faults.splice(this.#faults.indexOf(fault), 1);
     if (fault.kind === "Throttling") throw new StsError(400, "Throttling", "Rate exceeded");
+    if (fault.kind === "Slow") return await new Promise((r) => setTimeout(r, SLOW_MS));
     if (fault.kind === "Hang") {
       record.status = 0;
       record.code = "Hang";

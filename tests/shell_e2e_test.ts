@@ -166,6 +166,35 @@ e2e("Ctrl-C at the question keeps $? and sets nothing, and is not asked again", 
   assert.match(await s.arn(), ARN_A);
 });
 
+// 5b. Ctrl-C after the code was typed: the STS call that spends it finishes, and the
+// credentials it bought are set (bash, zsh and fish; pwsh's hook needs the program gone at
+// once after Ctrl-C, so there the code is given up, as the README says).
+e2e(
+  "Ctrl-C after the code was typed does not waste it",
+  async (s) => {
+    const { d, w } = s;
+    w.emu.failNext("GetSessionToken", "Slow");
+    await s.expectQuestion(d.cd(s.dirA), "a");
+    const before = await s.prompts();
+    await s.t.send(await w.emu.code(w.alice));
+    await s.t.key("Enter");
+    // Ctrl-C while the emulator holds the GetSessionToken call that carries the code.
+    const deadline = Date.now() + 10_000;
+    while (!w.emu.calls.some((c) => c.action === "GetSessionToken")) {
+      if (Date.now() > deadline) throw new Error("no GetSessionToken call");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await s.t.key("C-c");
+    await s.t.waitFor(s.promptAnywhere, { count: before + 1 });
+    assert.equal(w.emu.counts.GetSessionToken, 1);
+    assert.equal((await s.vars()).STSH_PROFILE, "a");
+    assert.match(await s.arn(), ARN_A);
+    assert.doesNotMatch(await s.t.screen(), /cancelled/);
+  },
+  {},
+  ["bash", "zsh", "fish"],
+);
+
 // 6. Tags that must never give credentials, ask, or run anything.
 const HOSTILE = ["$(touch PWNED)", "'; touch PWNED; '", "a\nb", "O’Brien"];
 

@@ -410,8 +410,9 @@ export function e2e(
   name: string,
   fn: (s: Session) => Promise<void>,
   o: SessionOpts | ((shell: ShellName) => SessionOpts) = {},
+  shells = Object.keys(DIALECTS) as ShellName[],
 ) {
-  for (const shell of Object.keys(DIALECTS) as ShellName[]) {
+  for (const shell of shells) {
     const missing = EXE[shell] === undefined;
     Deno.test({
       name: `${shell}: ${name}${missing ? ` (skipped: ${shell} is not installed)` : ""}`,
