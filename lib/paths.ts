@@ -179,16 +179,31 @@ export function refreshMargin(env: Record<string, string> = Deno.env.toObject())
  * region and endpoint.
  * While it is unchanged, a profile's last session key can be reused without parsing.
  */
+/**
+ * Whether `dir` holds an entry `name`, by listing `dir` (false when it cannot be listed).
+ * For small directories and names that are usually absent on a warm path: a failed stat
+ * throws, and the first exception in a process costs about half a millisecond.
+ */
+export function hasEntry(dir: string, name: string): boolean {
+  try {
+    for (const e of Deno.readDirSync(dir)) if (e.name === name) return true;
+  } catch { /* no such directory */ }
+  return false;
+}
+
 export function configStamp(env: Record<string, string>): string {
   // "2": entries remembered under the old region rule (the source's region) do not match.
   const parts: string[] = ["2"];
   // The key index (lib/secrets.ts) says which profiles have keys in a secret store.
   // Synchronous stats: the hook's warm cd and the quick path read it first thing, and a
   // round trip through the thread pool per file costs more than the stat.
-  for (const f of [configFile(env), credentialsFile(env), join(stateDir(env), "keys.json")]) {
+  // keys.json exists only once `stsh keys` was used: asked of the directory listing first.
+  const keys = join(stateDir(env), "keys.json");
+  const keysThere = hasEntry(stateDir(env), "keys.json");
+  for (const f of [configFile(env), credentialsFile(env), keys]) {
     let st: Deno.FileInfo | null = null;
     try {
-      st = Deno.statSync(f);
+      if (f !== keys || keysThere) st = Deno.statSync(f);
     } catch { /* absent */ }
     parts.push(st ? `${f}:${st.mtime?.getTime()}:${st.size}:${st.ino}` : `${f}:-`);
   }

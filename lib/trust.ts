@@ -13,6 +13,7 @@ import {
 } from "./fsafe.ts";
 import {
   dirname,
+  hasEntry,
   join,
   privateDir,
   PROFILE_NAME,
@@ -133,14 +134,23 @@ export class TrustStore {
 
   // deno-lint-ignore require-await
   async isAllowed(realRoot: string, content: string): Promise<boolean> {
-    // Synchronous lstats: the hook asks this on every tagged `cd`.
-    if (exists(this.denyFile(realRoot))) return false;
-    return exists(this.allowFile(realRoot, content));
+    // Synchronous lstats: the hook asks this on every tagged `cd`. A deny outranks an allow
+    // (an allow of an older content can outlive a later deny of the path).
+    return exists(this.allowFile(realRoot, content)) && !this.denied(realRoot);
   }
 
   // deno-lint-ignore require-await
   async isDenied(realRoot: string): Promise<boolean> {
-    return exists(this.denyFile(realRoot));
+    return this.denied(realRoot);
+  }
+
+  /**
+   * Without a deny/ directory (nothing was ever denied: the usual case) there is nothing to
+   * hash or look up, and no failed lstat, whose exception alone costs the hook's warm `cd`
+   * half a millisecond.
+   */
+  private denied(realRoot: string): boolean {
+    return hasEntry(trustDir(this.env), "deny") && exists(this.denyFile(realRoot));
   }
 
   async allow(realRoot: string, content: string): Promise<void> {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { configStamp } from "../lib/paths.ts";
 import { parseQuick, quickCredentials } from "../lib/quick.ts";
 import { TAG_FILE } from "../lib/trust.ts";
-import { stsh } from "./support/fixture.ts";
+import { sandbox, stsh } from "./support/fixture.ts";
 import { type World, world } from "./support/world.ts";
 
 // ---------------------------------------------------------------------------------------
@@ -370,5 +370,24 @@ Deno.test("quick exec: a [default] with keys of its own outranks the endpoint: t
     assert.match(back.quick.stdout, /^AWS_CONTAINER_CREDENTIALS_FULL_URI /m);
   } finally {
     await w.close();
+  }
+});
+
+Deno.test("configStamp: the key index counts once it appears, and its every change", async () => {
+  const sb = await sandbox();
+  try {
+    await sb.write(".aws/config", "[profile me]\nregion = us-east-1\n");
+    await Deno.mkdir(sb.path(".aws/stsh"), { recursive: true });
+    const none = configStamp(sb.env);
+    assert.equal(configStamp(sb.env), none, "stable while nothing changes");
+    await sb.write(".aws/stsh/keys.json", "{}\n", 0o600);
+    const some = configStamp(sb.env);
+    assert.notEqual(some, none, "keys.json appeared");
+    await sb.write(".aws/stsh/keys.json", '{"me": "secret-service"}\n', 0o600);
+    assert.notEqual(configStamp(sb.env), some, "keys.json changed");
+    await Deno.remove(sb.path(".aws/stsh/keys.json"));
+    assert.equal(configStamp(sb.env), none, "keys.json gone");
+  } finally {
+    await sb.cleanup();
   }
 });

@@ -21,6 +21,15 @@ Deno.test("trust: a tag counts only as allowed, and any edit needs a new allow",
     assert.equal(await trust.isAllowed(st.realRoot, st.content), true);
     assert.equal(await trust.isAllowed(st.realRoot, "admin\n"), false, "edited content");
     assert.equal(await trust.isAllowed(st.realRoot + "-copy", st.content), false, "other path");
+    // Nothing denied yet: no deny/ directory, and nothing reads as denied.
+    assert.equal(await trust.isDenied(st.realRoot), false);
+    await assert.rejects(Deno.lstat(sb.path(".aws/stsh/trust/deny")), Deno.errors.NotFound);
+    // An allow of an older content outlives a deny of the path made while the tag held
+    // something else; the deny still wins when the old content comes back.
+    await trust.deny(st.realRoot, "admin\n");
+    assert.equal(await trust.isAllowed(st.realRoot, st.content), false, "denied path");
+    await trust.allow(st.realRoot, st.content);
+    assert.equal(await trust.isAllowed(st.realRoot, st.content), true, "allowed again");
     await trust.deny(st.realRoot, st.content);
     assert.equal(await trust.isAllowed(st.realRoot, st.content), false, "denied");
     assert.equal(await trust.isDenied(st.realRoot), true);
