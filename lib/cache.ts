@@ -36,19 +36,8 @@ const MAX_SESSION_BYTES = 256 * 1024;
 /** The index holds a key and a region per profile. */
 const MAX_INDEX_BYTES = 4 * 1024 * 1024;
 
-/**
- * Is a session good for `marginSeconds` more? The margin is capped at half the session's
- * lifetime, so credentials that AWS issues shorter than the margin are not "expired" the
- * moment they arrive (which would cost an STS call on every use).
- */
-export function isFresh(s: Session, nowMs: number, marginSeconds: number): boolean {
-  const exp = Date.parse(s.expiration);
-  const issued = s.issued ? Date.parse(s.issued) : NaN;
-  const margin = Number.isFinite(issued)
-    ? Math.min(marginSeconds * 1000, (exp - issued) / 2)
-    : marginSeconds * 1000;
-  return exp - nowMs > margin;
-}
+/** Re-exported: the quick path takes it from paths.ts without loading this module. */
+export { isFresh } from "./paths.ts";
 
 export interface IndexEntry {
   stamp: string;

@@ -174,11 +174,24 @@ export function refreshMargin(env: Record<string, string> = Deno.env.toObject())
 }
 
 /**
- * What the resolved plan of a profile depends on besides the profile name: the two AWS
- * files and stsh's key index (path, mtime, size, inode) and the environment that picks
- * region and endpoint.
- * While it is unchanged, a profile's last session key can be reused without parsing.
+ * Is a session good for `marginSeconds` more? The margin is capped at half the session's
+ * lifetime, so credentials that AWS issues shorter than the margin are not "expired" the
+ * moment they arrive (which would cost an STS call on every use). Here rather than in
+ * cache.ts, whose module the quick path then need not load.
  */
+export function isFresh(
+  s: { expiration: string; issued?: string },
+  nowMs: number,
+  marginSeconds: number,
+): boolean {
+  const exp = Date.parse(s.expiration);
+  const issued = s.issued ? Date.parse(s.issued) : NaN;
+  const margin = Number.isFinite(issued)
+    ? Math.min(marginSeconds * 1000, (exp - issued) / 2)
+    : marginSeconds * 1000;
+  return exp - nowMs > margin;
+}
+
 /**
  * Whether `dir` holds an entry `name`, by listing `dir` (false when it cannot be listed).
  * For small directories and names that are usually absent on a warm path: a failed stat
@@ -191,6 +204,12 @@ export function hasEntry(dir: string, name: string): boolean {
   return false;
 }
 
+/**
+ * What the resolved plan of a profile depends on besides the profile name: the two AWS
+ * files and stsh's key index (path, mtime, size, inode) and the environment that picks
+ * region and endpoint.
+ * While it is unchanged, a profile's last session key can be reused without parsing.
+ */
 export function configStamp(env: Record<string, string>): string {
   // "2": entries remembered under the old region rule (the source's region) do not match.
   const parts: string[] = ["2"];

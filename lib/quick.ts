@@ -16,7 +16,7 @@
  * Files are read with the synchronous calls: each asynchronous one is a round trip through
  * Deno's thread pool, which on a busy machine costs more than the read itself.
  */
-import { isFresh, type Session } from "./cache.ts";
+import type { Session } from "./cache.ts";
 import {
   type ChangeSet,
   credentialChanges,
@@ -30,6 +30,7 @@ import type { Credentials } from "./engine.ts";
 import {
   cacheDir,
   configStamp,
+  isFresh,
   isWindows,
   join,
   later,
