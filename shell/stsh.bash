@@ -356,16 +356,11 @@ __stsh_where() {
   fi
 }
 
-# Tab completion (only when Tab is pressed): `stsh complete -- WORD…` knows the subcommands,
-# flags, --format values and profile names. Where it offers nothing, the shell's own: a
-# command after `stsh exec PROFILE --`, directories for `tag`/`allow`/`deny`, else file names.
-# Candidates are added one by one, never through `compgen -W` (which would expand `$(…)`
-# found in a profile name); names with characters the shell would read are quoted.
-__stsh_complete() {
-  \builtin local cur="${COMP_WORDS[COMP_CWORD]-}" line q sub='' i n=0 at=-1
-  \builtin local -a words
-  COMPREPLY=()
-  words=("${COMP_WORDS[@]:1:COMP_CWORD-1}")
+# Add to COMPREPLY what `stsh complete -- WORD…` offers, one line a candidate, each added as
+# is (never through `compgen -W`, which would expand `$(…)` found in a profile name) or, when
+# it holds characters the shell would read, quoted.
+__stsh_candidates() {
+  \builtin local line q
   while IFS= \builtin read -r line; do
     if [[ -n $line ]]; then
       if [[ $line == *[!A-Za-z0-9._@+=,:/-]* ]]; then
@@ -375,7 +370,18 @@ __stsh_complete() {
         COMPREPLY+=("$line")
       fi
     fi
-  done < <(__stsh_bin complete -- stsh "${words[@]}" "$cur" 2>/dev/null)
+  done < <(__stsh_bin complete -- "$@" 2>/dev/null)
+}
+
+# Tab completion (only when Tab is pressed): `stsh complete -- WORD…` knows the subcommands,
+# flags, --format values and profile names. Where it offers nothing, the shell's own: a
+# command after `stsh exec PROFILE --`, directories for `tag`/`allow`/`deny`, else file names.
+__stsh_complete() {
+  \builtin local cur="${COMP_WORDS[COMP_CWORD]-}" line sub='' i n=0 at=-1
+  \builtin local -a words
+  COMPREPLY=()
+  words=("${COMP_WORDS[@]:1:COMP_CWORD-1}")
+  __stsh_candidates stsh "${words[@]}" "$cur"
   ((${#COMPREPLY[@]} == 0)) || \builtin return 0
 
   # Nothing from stsh: which argument is this?
@@ -423,22 +429,13 @@ __stsh_complete() {
 
 # Tab completion of profile names for `assume`.
 __stsh_complete_assume() {
-  \builtin local cur="${COMP_WORDS[COMP_CWORD]-}" name q
+  \builtin local cur="${COMP_WORDS[COMP_CWORD]-}"
   COMPREPLY=()
   if ((COMP_CWORD != 1)); then
     \builtin return 0
   fi
   # --clear and the profile names that start with the word, from the program (as for stsh).
-  while IFS= \builtin read -r name; do
-    if [[ -n $name ]]; then
-      if [[ $name == *[!A-Za-z0-9._@+=,:/-]* ]]; then
-        \builtin printf -v q '%q' "$name"
-        COMPREPLY+=("$q")
-      else
-        COMPREPLY+=("$name")
-      fi
-    fi
-  done < <(__stsh_bin complete -- assume "$cur" 2>/dev/null)
+  __stsh_candidates assume "$cur"
 }
 
 # Take out every hook entry an earlier sourcing may have added, wherever it went.
