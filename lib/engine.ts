@@ -193,14 +193,17 @@ class Resolver {
     let reason: string | undefined;
     while (true) {
       const code = await src.next(reason);
+      // Spent unless STS surely never got it (no connection): then the same code still works.
+      let spent = true;
       try {
         return await call(code);
       } catch (e) {
+        if (e instanceof StshError && e.notSent) spent = false;
         // Only a refused code is worth another try; a wrong device or role is not.
         if (!(e instanceof MfaRefused) || !src.canRetry) throw e;
         reason = e.message;
       } finally {
-        await this.remember(code);
+        if (spent) await this.remember(code);
       }
     }
   }

@@ -16,6 +16,11 @@ export const EXIT = {
 export class StshError extends Error {
   /** The STS error code behind it, when STS said no (ExpiredToken, AccessDenied, …). */
   stsCode?: string;
+  /**
+   * The request never left this machine or never reached a server (the connection was
+   * refused, the host is unknown or unreachable): an MFA code in it was not spent.
+   */
+  notSent?: boolean;
 
   constructor(
     message: string,

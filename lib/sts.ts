@@ -145,15 +145,17 @@ export function explain(
     );
   }
   const errno = String(e.code ?? (e.cause as Record<string, unknown> | undefined)?.code ?? "");
-  if (
-    /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH|ECONNRESET|ETIMEDOUT/.test(
-      errno + msg,
-    ) || code === "ConnectionRefused"
-  ) {
-    return say(
+  // No connection was made, so no request was sent; a reset or a timed-out connection may
+  // have carried it, so those count as sent (a code in them may be spent).
+  const unsent = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ENETUNREACH|EHOSTUNREACH/.test(errno + msg) ||
+    code === "ConnectionRefused";
+  if (unsent || /ECONNRESET|ETIMEDOUT/.test(errno + msg)) {
+    const err = say(
       `${what}: cannot reach STS at ${target.endpoint}.`,
       "Check your network, proxy or endpoint_url.",
     );
+    err.notSent = unsent;
+    return err;
   }
   const status = (e.$metadata as { httpStatusCode?: number } | undefined)?.httpStatusCode;
   if (status && status >= 500) {

@@ -75,6 +75,27 @@ scenario("STS unreachable: said plainly, exit 1", async (w) => {
   assert.equal(r.stdout, "");
 });
 
+scenario(
+  "a code that never reached STS is not spent: the same code works once STS is back",
+  async (w) => {
+    const code = await w.emu.code(w.alice);
+    const down = await w.run(["env", "me", "--token-code", code], {
+      env: { AWS_ENDPOINT_URL_STS: "http://127.0.0.1:9" },
+    });
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /cannot reach STS/);
+    const back = await w.run(["env", "me", "--token-code", code]);
+    assert.equal(back.code, 0, back.stderr);
+    assert.doesNotMatch(back.stderr, /used in the last 90 seconds/);
+    assert.equal(w.emu.counts.GetSessionToken, 1);
+    // Once STS has answered, the code counts as spent, as before.
+    await w.run(["clear", "--all"]);
+    const again = await w.run(["env", "me", "--token-code", code]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /used in the last 90 seconds/);
+  },
+);
+
 scenario("STS that never answers: the hard deadline ends it", async (w) => {
   w.emu.failNext("GetSessionToken", "Hang");
   await w.primeCode();
