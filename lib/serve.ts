@@ -108,6 +108,15 @@ export async function hmacHex(key: string, text: string): Promise<string> {
   return Array.from(sig, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
+/**
+ * What a ping carries to show that its sender holds the token (and so may register a client
+ * pid): an HMAC distinct from the server's proof, so neither answer can stand in for the
+ * other, and bound to the pid it registers.
+ */
+export function clientMac(token: string, nonce: string, client: number): Promise<string> {
+  return hmacHex(token, `client:${Number.isSafeInteger(client) ? client : 0}:${nonce}`);
+}
+
 /** The message for a request that needs a code, which only a person can give. */
 export function codeNeededMessage(profile: string): string {
   return `stsh: an MFA code is needed for '${profile}': run \`stsh env ${profile} >/dev/null\` in a terminal, or press Enter in a shell hooked with --serve.`;
@@ -134,15 +143,17 @@ export interface ServerOptions {
   /** Instead of the engine (tests): credentials for a profile. */
   resolver?: (profile: string) => Promise<Credentials>;
   /**
-   * "raw": one request per connection on a plain TCP listener, for a server that lives as
-   * long as one command (`stsh exec`): no Deno.serve start-up. Default: Deno.serve.
+   * "raw" (default): one request per connection on a plain TCP listener with a bounded
+   * number of connections, each dropped when its request does not arrive in time. "deno":
+   * Deno.serve, kept as the reference the raw transport is tested against; it keeps idle
+   * connections open without limit, so a local flood can exhaust its descriptors.
    */
   transport?: "deno" | "raw";
 }
 
 export interface CredentialServer extends Endpoint {
   port: number;
-  /** Epoch ms of the last request that carried the right token (or a ping). */
+  /** Epoch ms of the last request that carried the right token (or a client's ping). */
   lastActivity: number;
   /** Client processes registered by ensureUserServer (pids). */
   clients: Set<number>;
@@ -153,6 +164,8 @@ export interface CredentialServer extends Endpoint {
 const MAX_URL = 1024;
 const MAX_HEADER_BYTES = 8 * 1024;
 const MAX_CLIENTS = 256;
+/** Connections the raw transport holds at once; more are closed as they arrive. */
+const MAX_CONNECTIONS = 128;
 
 function json(status: number, body: unknown, extra: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body) + "\n", {
@@ -306,24 +319,32 @@ export function startServer(opts: ServerOptions): CredentialServer {
     return await answer(profile);
   };
 
-  /** Proof of the token without revealing it (HMAC of the caller's nonce), and a client pid. */
+  /**
+   * Proof of the token without revealing it (HMAC of the caller's nonce). A client pid is
+   * registered, and the idle clock reset, only when the ping proves the token in turn
+   * (`mac`: clientMac below): anyone may ask for a proof, only a holder of the token may
+   * keep the server up.
+   */
   const ping = async (url: URL): Promise<Response> => {
     const nonce = url.searchParams.get("nonce") ?? "";
     if (!/^[0-9a-f]{32,64}$/.test(nonce)) {
       return refuse(400, "BadRequest", "stsh: ping needs a nonce.");
     }
     const client = Number(url.searchParams.get("client"));
-    if (Number.isSafeInteger(client) && client > 1 && server.clients.size < MAX_CLIENTS) {
-      server.clients.add(client);
+    const mac = url.searchParams.get("mac") ?? "";
+    if (mac !== "" && sameSecret(mac, await clientMac(token, nonce, client))) {
+      if (Number.isSafeInteger(client) && client > 1 && server.clients.size < MAX_CLIENTS) {
+        server.clients.add(client);
+      }
+      server.lastActivity = Date.now();
     }
-    server.lastActivity = Date.now();
-    return json(200, { stsh: "serve", pid: Deno.pid, proof: await hmacHex(token, nonce) });
+    return json(200, { stsh: "serve", proof: await hmacHex(token, nonce) });
   };
 
   const onError = () => refuse(500, "StshError", "stsh: the request could not be answered.");
-  const http = opts.transport === "raw"
-    ? rawHttp(opts.port ?? 0, handle, onError)
-    : denoHttp(opts.port ?? 0, handle, onError);
+  const http = opts.transport === "deno"
+    ? denoHttp(opts.port ?? 0, handle, onError)
+    : rawHttp(opts.port ?? 0, handle, onError);
   const port = http.port;
   hosts = loopbackHosts(port);
   const server: CredentialServer = {
@@ -384,6 +405,12 @@ const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
  * well-formed headers is refused before `handle` sees it, and `handle` makes every other
  * decision exactly as under Deno.serve.
  */
+function closeQuietly(conn: Deno.Conn) {
+  try {
+    conn.close();
+  } catch { /* closed already */ }
+}
+
 function rawHttp(
   port: number,
   handle: (req: Request) => Promise<Response>,
@@ -412,7 +439,7 @@ function rawHttp(
     // connection and could lose the answer: say we are done, read what is left, bounded.
     await conn.closeWrite().catch(() => {});
     const stop = AbortSignal.timeout(DRAIN_MS);
-    const onStop = () => conn.close();
+    const onStop = () => closeQuietly(conn);
     stop.addEventListener("abort", onStop, { once: true });
     try {
       const sink = new Uint8Array(16 * 1024);
@@ -477,7 +504,7 @@ function rawHttp(
   const serveConn = async (conn: Deno.Conn) => {
     reading.add(conn);
     const deadline = AbortSignal.timeout(HEAD_DEADLINE_MS);
-    const late = () => conn.close();
+    const late = () => closeQuietly(conn);
     deadline.addEventListener("abort", late, { once: true });
     let got: Request | Response | null;
     try {
@@ -503,18 +530,20 @@ function rawHttp(
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
-      } catch {
-        return; // the listener was closed
+      } catch (e) {
+        if (closing || e instanceof Deno.errors.BadResource) return; // the listener was closed
+        // Out of descriptors (a flood of connections) or another passing failure: keep
+        // listening, a moment later, rather than stop answering for good.
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
       }
-      if (closing) {
-        conn.close();
+      if (closing || answering.size >= MAX_CONNECTIONS) {
+        closeQuietly(conn);
         continue;
       }
       const p: Promise<void> = serveConn(conn).catch(() => {}).finally(() => {
         answering.delete(p);
-        try {
-          conn.close();
-        } catch { /* closed */ }
+        closeQuietly(conn);
       });
       answering.add(p);
     }
@@ -527,11 +556,7 @@ function rawHttp(
       closing = true;
       listener.close();
       await accepting;
-      for (const c of reading) {
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
+      for (const c of reading) closeQuietly(c);
       await Promise.allSettled([...answering]);
     },
   };

@@ -1,8 +1,8 @@
 /**
  * The per-user credential server (`stsh serve`) that shells hooked with `--serve` share:
- * every profile under /creds/PROFILE, port and token remembered in a 0600 state file so that
- * a restart comes back where running programs expect it, gone when idle or when no session
- * is left; and the hook's side, ensureUserServer, which finds it or starts it. The endpoint
+ * every profile under /creds/PROFILE, its port and token in a 0600 state file (new ones at
+ * every start: a token is never offered again once its server was gone), gone when idle or
+ * when no session is left; and the hook's side, ensureUserServer, which finds it or starts it. The endpoint
  * itself (the door, the transports, the answers) is lib/serve.ts, which `stsh exec` loads
  * alone.
  */
@@ -11,6 +11,7 @@ import { readTextBounded, writeAtomic } from "./fsafe.ts";
 import { isWindows, join, later, privateDir, stateDir } from "./paths.ts";
 import { oneLine } from "./text.ts";
 import {
+  clientMac,
   type CredentialServer,
   type Endpoint,
   ENDPOINT_SHADOWING_VARS,
@@ -139,7 +140,9 @@ async function answers(state: State, client?: number): Promise<boolean> {
     crypto.getRandomValues(new Uint8Array(16)),
     (x) => x.toString(16).padStart(2, "0"),
   ).join("");
-  const q = `/ping?nonce=${nonce}${client ? `&client=${client}` : ""}`;
+  // The ping proves the token in turn (without sending it), so it may register the client.
+  const mac = await clientMac(state.token, nonce, client ?? 0);
+  const q = `/ping?nonce=${nonce}${client ? `&client=${client}` : ""}&mac=${mac}`;
   try {
     const r = await loopbackGet(state.port, q, {}, 1000);
     if (r.status !== 200) return false;
@@ -202,8 +205,7 @@ export interface EnsureOptions {
  * The per-user server, started when none answers: what the hook calls on its slow path.
  * Cost when one is running: one state-file read and one loopback round trip (HMAC ping),
  * about a millisecond; when none is, starting `stsh serve` (a Deno start-up) and waiting for
- * it, bounded by `timeoutMs`. A restarted server comes back on the remembered port and token
- * when it can, so programs started earlier keep working.
+ * it, bounded by `timeoutMs`. A restarted server has a new port and token (see runServe).
  */
 export async function ensureUserServer(
   env: Record<string, string>,
@@ -353,18 +355,11 @@ export async function runUserServer(
       logFile.writeSync(b);
     } catch { /* logging never stops serving */ }
   };
-  const remembered = await readState(env);
-  let server: CredentialServer;
-  const common = { env, log, debug: opts.debug };
-  try {
-    server = startServer({ ...common, port: remembered?.port, token: remembered?.token });
-  } catch (e) {
-    if (!remembered || !(e instanceof Deno.errors.AddrInUse)) throw e;
-    // The port is someone else's now: a new port gets a new token, so whatever listens on
-    // the old one learns nothing it could use here.
-    log(`port ${remembered.port} is taken; moving to a new port and token`);
-    server = startServer({ ...common });
-  }
+  // A new port and a new token at every start, never the last ones again: while no server
+  // held the old port, anything else could listen there and collect the token from the
+  // requests of programs that still had it. Those programs get a refusal at their next
+  // refresh; shells take the new address at their next slow path.
+  const server: CredentialServer = startServer({ env, log, debug: opts.debug });
   await writeAtomic(
     files.state,
     JSON.stringify({ port: server.port, token: server.token, pid: Deno.pid }) + "\n",

@@ -49,14 +49,22 @@ function get(
 }
 
 /** `stsh exec ARGS -- sh -c …` whose command writes its environment and waits for a file. */
-async function execWaiting(w: World, args: string[], env: Record<string, string> = {}) {
+async function execWaiting(
+  w: World,
+  args: string[],
+  env: Record<string, string> = {},
+  fdLimit?: number,
+) {
   const home = w.sb.home;
   const script =
     `env > "$HOME/child.env"; while [ ! -e "$HOME/stop" ]; do sleep 0.05; done; exit 3`;
   await Deno.remove(`${home}/stop`).catch(() => {});
   await Deno.remove(`${home}/child.env`).catch(() => {});
-  const child = new Deno.Command("setsid", {
-    args: ["-w", STSH, "exec", ...args, "--", "sh", "-c", script],
+  const exec = [STSH, "exec", ...args, "--", "sh", "-c", script];
+  const child = new Deno.Command(fdLimit ? "sh" : "setsid", {
+    args: fdLimit
+      ? ["-c", `ulimit -n ${fdLimit} && exec setsid -w "$0" "$@"`, ...exec]
+      : ["-w", ...exec],
     env: { ...w.env, ...env },
     clearEnv: true,
     stdin: "null",
@@ -349,6 +357,45 @@ Deno.test("exec: the endpoint's door — token, Host, GET only, loopback only, c
   }
 });
 
+Deno.test({
+  name: "exec: a flood of connections that runs the endpoint out of descriptors does not stop it",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const w = await world();
+    try {
+      await w.primeCode();
+      // A low descriptor limit for stsh, so that a few hundred idle connections exhaust it.
+      const ep = await execWaiting(w, ["a"], {}, 80);
+      const conns: Deno.Conn[] = [];
+      for (let i = 0; i < 200; i++) {
+        conns.push(await Deno.connect({ hostname: "127.0.0.1", port: ep.port }));
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      for (const c of conns) c.close();
+      // Once the flood is gone the endpoint answers again (a request that is never accepted
+      // counts as no answer).
+      const within = (ms: number) =>
+        Promise.race([
+          get(ep.port, ep.path, { token: ep.token }),
+          new Promise<Answer>((r) =>
+            setTimeout(() => r({ status: 0, head: "", body: "", ms }), ms)
+          ),
+        ]);
+      await waitFor(
+        "the endpoint to answer again",
+        async () => (await within(2000)).status === 200,
+        20_000,
+      );
+      const r = await ep.finish();
+      assert.equal(r.code, 3, r.stderr);
+      assert.doesNotMatch(r.stderr, /Uncaught|error:/);
+    } finally {
+      await w.close();
+    }
+  },
+});
+
 Deno.test("exec: when a code is needed, the endpoint says so at once instead of waiting", async () => {
   // No mfa_process: the only code is the one given up front, and it is spent then.
   const w = await world({ mfaProcess: false, sessionLifetimeSeconds: 4, roleLifetimeSeconds: 4 });
@@ -486,8 +533,7 @@ async function awsAs(w: World, vars: Record<string, string>) {
 }
 
 Deno.test({
-  name:
-    "serve: started on demand, serves two profiles, comes back on the same port and token, idles out",
+  name: "serve: started on demand, serves two profiles, restarts with a new token, idles out",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
@@ -533,18 +579,19 @@ Deno.test({
       assert.match(second.stderr, /already running/);
       assert.equal((await ensureUserServer(env)).pid, s.pid);
 
-      // Gone (killed): the next call starts one on the same port with the same token, so a
-      // program holding the old URL and token carries on.
+      // Gone (killed): while no server held its port, anything could have listened there
+      // and collected the token from programs' requests. The next start has a new port and
+      // a new token, and the old token is refused there.
       await stopServer(s.pid);
       const back = await ensureUserServer(env);
       pid = back.pid;
       assert.notEqual(back.pid, s.pid);
-      assert.equal(back.url, s.url);
-      assert.equal(back.token, s.token);
-      assert.equal((await get(s.port, "/creds/a", { token: s.token })).status, 200);
+      assert.notEqual(back.token, s.token);
+      assert.equal((await get(back.port, "/creds/a", { token: s.token })).status, 403);
+      assert.equal((await get(back.port, "/creds/a", { token: back.token })).status, 200);
+      assert.equal(JSON.parse(await Deno.readTextFile(files.state)).token, back.token);
 
-      // Idle (no request, no client) for STSH_SERVE_IDLE seconds: it exits by itself, and
-      // leaves the port and token for the next start.
+      // Idle (no request, no client) for STSH_SERVE_IDLE seconds: it exits by itself.
       await waitFor("the idle server to exit", async () => !(await alive(back.pid)));
       assert.match(await Deno.readTextFile(files.log), /exiting: idle/);
       assert.ok(await exists(files.state));
@@ -557,13 +604,15 @@ Deno.test({
 });
 
 Deno.test({
-  name: "serve: a live client shell keeps an idle server up; it exits once the shell is gone",
+  name:
+    "serve: a live client shell keeps an idle server up; it exits once the shell is gone, whoever else pings",
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
     const w = await world();
     let pid: number | undefined;
     const shell = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+    const stranger = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
     try {
       await w.primeCode();
       assert.equal((await w.run(["env", "a"])).code, 0);
@@ -576,13 +625,30 @@ Deno.test({
       assert.ok(await alive(s.pid), await Deno.readTextFile(log));
       shell.kill("SIGKILL");
       await shell.status;
-      await waitFor("the server to exit", async () => !(await alive(s.pid)));
+      // Anyone may ask for the proof, but a ping that does not prove the token (none, or a
+      // wrong mac) neither registers a live process as a client nor keeps the server up.
+      const nonce = "0123456789abcdef0123456789abcdef";
+      const pings = [
+        `/ping?nonce=${nonce}&client=${stranger.pid}`,
+        `/ping?nonce=${nonce}&client=${stranger.pid}&mac=${"0".repeat(64)}`,
+      ];
+      for (const q of pings) {
+        const r = await get(s.port, q);
+        assert.equal(r.status, 200, r.body);
+        assert.doesNotMatch(r.body, /"pid"/);
+      }
+      await waitFor("the server to exit", async () => {
+        for (const q of pings) await get(s.port, q).catch(() => {});
+        return !(await alive(s.pid));
+      });
       assert.match(await Deno.readTextFile(log), /exiting: idle/);
     } finally {
-      try {
-        shell.kill("SIGKILL");
-      } catch { /* gone */ }
-      await shell.status;
+      for (const p of [shell, stranger]) {
+        try {
+          p.kill("SIGKILL");
+        } catch { /* gone */ }
+        await p.status;
+      }
       await stopServer(pid);
       await w.close();
     }
