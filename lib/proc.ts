@@ -18,6 +18,8 @@ export function helperTimeoutMs(env: Record<string, string> = Deno.env.toObject(
 
 const live = new Set<Deno.ChildProcess>();
 let interrupted = false;
+/** Helpers' readers waiting on a pipe: Ctrl-C wakes them (see runHelperOutput). */
+const wakers = new Set<() => void>();
 
 function killGroup(child: Deno.ChildProcess, signal: Deno.Signal) {
   try {
@@ -34,6 +36,7 @@ function killAll() {
 const onInt = () => {
   interrupted = true;
   killAll();
+  for (const wake of wakers) wake();
 };
 const onTerm = (code: number) => () => {
   killAll();
@@ -140,32 +143,51 @@ export async function runHelperOutput(
   let why: string | undefined;
   let reason: HelperFailed["reason"] = "exit";
   let hardKill: ReturnType<typeof setTimeout> | undefined;
+  // The pipes end when every process holding them has closed them, and a helper may leave
+  // one behind outside its group (setsid): then stsh stops reading rather than wait for it —
+  // once the killed group had a second to go, at Ctrl-C, and shortly after the helper itself
+  // exited (what it printed before is in the pipe already).
+  let wake = () => {};
+  const abandoned = new Promise<null>((r) => wake = () => r(null));
+  wakers.add(wake);
+  let grace: ReturnType<typeof setTimeout> | undefined;
   const timer = setTimeout(() => {
     why = `did not finish within ${ms / 1000} s; stopped it`;
     reason = "timeout";
     killGroup(child, "SIGTERM");
-    hardKill = setTimeout(() => killGroup(child, "SIGKILL"), 1000);
+    hardKill = setTimeout(() => {
+      killGroup(child, "SIGKILL");
+      grace = setTimeout(wake, 500);
+    }, 1000);
   }, ms);
+  const exited = child.status.then((st) => {
+    grace ??= setTimeout(wake, PIPE_GRACE_MS);
+    return st;
+  });
   const chunks: Uint8Array[] = [];
   let size = 0;
   // Both pipes are drained while the helper runs, so neither can fill up and stall it.
   const errText = opts.captureStderr
-    ? new Response(child.stderr).text().catch(() => "")
+    ? drain(child.stderr, abandoned).then((b) => new TextDecoder().decode(b))
     : Promise.resolve("");
   const fed = opts.input === undefined ? Promise.resolve() : feed(child, opts.input);
+  const out = child.stdout.getReader();
   try {
-    for await (const chunk of child.stdout) {
-      size += chunk.length;
+    while (true) {
+      const got = await Promise.race([out.read(), abandoned]);
+      if (got === null || got.done) break;
+      size += got.value.length;
       if (size > max) {
         why = `printed more than ${max} bytes; stopped it`;
         reason = "output";
         killGroup(child, "SIGKILL");
         break;
       }
-      chunks.push(chunk);
+      chunks.push(got.value);
     }
-    const status = await child.status;
-    await fed;
+    out.cancel().catch(() => {});
+    const status = await exited;
+    await Promise.race([fed, abandoned]);
     // Whatever it left behind in its group goes too (a daemon it started, a stuck child).
     killGroup(child, "SIGKILL");
     if (interrupted) throw new Cancelled();
@@ -192,15 +214,40 @@ export async function runHelperOutput(
   } finally {
     clearTimeout(timer);
     clearTimeout(hardKill);
+    clearTimeout(grace);
+    wakers.delete(wake);
+    wake();
     untrack(child);
   }
-  const out = new Uint8Array(size);
+  return { stdout: new TextDecoder().decode(concat(chunks)), stderr: await errText };
+}
+
+/** How long stsh reads a helper's pipes after the helper exited (held by something it left). */
+const PIPE_GRACE_MS = 300;
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let at = 0;
   for (const c of chunks) {
-    out.set(c, at);
+    all.set(c, at);
     at += c.length;
   }
-  return { stdout: new TextDecoder().decode(out), stderr: await errText };
+  return all;
+}
+
+/** Everything on `stream` until it ends or `stop` resolves; then it is let go. */
+async function drain(stream: ReadableStream<Uint8Array>, stop: Promise<null>): Promise<Uint8Array> {
+  const r = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  try {
+    while (true) {
+      const got = await Promise.race([r.read(), stop]);
+      if (got === null || got.done) break;
+      chunks.push(got.value);
+    }
+  } catch { /* closed */ }
+  r.cancel().catch(() => {});
+  return concat(chunks);
 }
 
 /** Write `input` to the helper's stdin and close it; a helper that exits early is no error. */

@@ -40,6 +40,42 @@ scenario("a hanging mfa_process ends at STSH_HELPER_TIMEOUT and leaves no proces
   assert.equal(w.emu.calls.length, 0);
 });
 
+scenario(
+  "an mfa_process that leaves a process outside its group holding its output: stsh does not wait for it",
+  async (w) => {
+    const pidFile = w.sb.path("escaped.pid");
+    // Its stdout is the helper's output pipe; its stderr (stsh's, which this test reads) is not held.
+    const escape = `setsid sleep 300 2>/dev/null & echo $! > ${pidFile}`;
+    try {
+      // It answers, then exits; what it left behind keeps the pipe open.
+      await w.primeCode();
+      await setConfig(w, /^mfa_process = .*$/m, `mfa_process = cat ${w.codeFile}; ${escape}`);
+      const t0 = Date.now();
+      const ok = await w.run(["env", "a"], { env: { STSH_HELPER_TIMEOUT: "20" } });
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.match(ok.stdout, /AWS_ACCESS_KEY_ID=/);
+      assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
+      Deno.kill(await grandchild(pidFile), "SIGKILL");
+
+      // It hangs: the limit ends the wait, though the escaped process still holds the pipe.
+      await w.run(["clear", "--all"]);
+      await setConfig(w, /^mfa_process = .*$/m, `mfa_process = ${escape}; sleep 300`);
+      const t1 = Date.now();
+      const r = await w.run(["env", "a"], { env: { STSH_HELPER_TIMEOUT: "1" } });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /did not finish within 1 s; stopped it\./);
+      assert.ok(Date.now() - t1 < 10_000, `took ${Date.now() - t1} ms`);
+    } finally {
+      const pid = await Deno.readTextFile(pidFile).then((t) => Number(t.trim()), () => 0);
+      if (pid > 0) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    }
+  },
+);
+
 scenario("Ctrl-C while mfa_process runs: exit 130, and the helper goes too", async (w) => {
   const pidFile = w.sb.path("grandchild.pid");
   await setConfig(w, /^mfa_process = .*$/m, `mfa_process = ${hanging(pidFile)}`);
