@@ -150,3 +150,4 @@ fi
 say "shell hooks: add one line to your rc file —"
 say "  zsh:  eval \"\$(stsh init zsh)\"     bash: eval \"\$(stsh init bash)\""
 say "  pwsh: Invoke-Expression (& stsh init pwsh | Out-String)"
+say "  fish: stsh init fish | source   (in ~/.config/fish/config.fish)"

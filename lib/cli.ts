@@ -9,7 +9,7 @@ import { complete } from "./complete.ts";
 import { consoleLink, openInBrowser, parseDuration } from "./console.ts";
 import { describe, getProfile, loadConfig, PROFILE_NAME } from "./config.ts";
 import { type Credentials, resolve } from "./engine.ts";
-import { EXIT, StshError } from "./errors.ts";
+import { EXIT, specialPathRefusal, StshError } from "./errors.ts";
 import { fishQuote, FORMAT_NAMES, processJson, psQuote, shQuote } from "./formats.ts";
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
 import { keysAdd, keysExport, keysImport, keysList, keysRm, keysWhere } from "./keys.ts";
@@ -27,6 +27,9 @@ const out = (text: string) => {
 };
 
 function defaultProfile(p?: string): string {
+  if (p === "") {
+    throw new StshError("An empty profile name ('') names no profile.", undefined, EXIT.refused);
+  }
   return p || Deno.env.get("AWS_PROFILE") || "default";
 }
 
@@ -606,6 +609,9 @@ export function buildProgram(): Command {
     const rows = EXAMPLES[c.name()];
     if (rows) c.addHelpText("after", () => examples(rows, width));
     c.showHelpAfterError(`  run \`stsh ${c.name()} --help\` for usage`);
+    for (const sub of c.commands) {
+      sub.showHelpAfterError(`  run \`stsh ${c.name()} ${sub.name()} --help\` for usage`);
+    }
   }
   return program;
 }
@@ -736,6 +742,11 @@ export async function main(argv: string[]): Promise<number> {
       );
       if (debug) console.error(visible(`${e.stack}\n${e.cause ? Deno.inspect(e.cause) : ""}`));
       return e.exitCode;
+    }
+    const special = specialPathRefusal(e);
+    if (special) {
+      Deno.stderr.writeSync(new TextEncoder().encode(`stsh: ${oneLine(special)}\n`));
+      return EXIT.error;
     }
     Deno.stderr.writeSync(
       new TextEncoder().encode(

@@ -39,7 +39,16 @@ export async function diagnose(env: Record<string, string>): Promise<Finding[]> 
   for (const [what, path] of [["config", configFile(env)], ["credentials", credentialsFile(env)]]) {
     try {
       await checkRegular(path, { maxBytes: 16 * 2 ** 20 });
-      add("ok", `AWS ${what} file: ${path}`);
+      const mode = isWindows ? null : (await Deno.stat(path)).mode;
+      if (what === "credentials" && mode !== null && (mode & 0o077) !== 0) {
+        add(
+          "warn",
+          `AWS credentials file ${path} can be read by other users (mode ${
+            (mode & 0o777).toString(8).padStart(4, "0")
+          }); it holds secrets`,
+          `chmod 600 ${path} — or move its keys into the keyring: \`stsh keys import PROFILE\`.`,
+        );
+      } else add("ok", `AWS ${what} file: ${path}`);
     } catch (e) {
       if (e instanceof Unreadable && e.why === "does not exist") {
         add(what === "config" ? "warn" : "info", `no AWS ${what} file at ${path}`);

@@ -70,3 +70,15 @@ export class Cancelled extends StshError {
     this.name = "Cancelled";
   }
 }
+
+/**
+ * Deno's refusal of a special path (under /dev, /proc or /sys, which need every permission)
+ * as one sentence for the person, or null for any other error.
+ */
+export function specialPathRefusal(e: unknown): string | null {
+  if (!(e instanceof Deno.errors.NotCapable)) return null;
+  const path = String(e.message).match(/access to "([^"]*)"/)?.[1];
+  return `cannot use ${
+    path ? `'${path}'` : "a path"
+  }: stsh does not read or write special files (/dev, /proc, /sys). Check STSH_HOME, HOME and the AWS_*_FILE variables.`;
+}

@@ -381,3 +381,36 @@ Deno.test("a refused code is asked again with AWS's reason; a wrong device is no
     await w.close();
   }
 });
+
+Deno.test("a state directory under /dev: one line that names the path, no Deno advice", async () => {
+  const w = await world();
+  try {
+    const r = await w.run(["status"], { env: { STSH_HOME: "/dev/null" } });
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^stsh: cannot use '\/dev\/null\/cache': stsh does not read or write special files/,
+    );
+    assert.doesNotMatch(r.stderr, /allow-all|unexpected/);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+  } finally {
+    await w.close();
+  }
+});
+
+Deno.test("an empty profile name is refused, not read as 'default'; keys add points to its own help", async () => {
+  const w = await world();
+  try {
+    for (const args of [["env", ""], ["credential-process", ""]]) {
+      const r = await w.run(args);
+      assert.equal(r.code, 2, args.join(" "));
+      assert.match(r.stderr, /empty profile name/);
+      assert.equal(r.stdout, "");
+    }
+    const k = await w.run(["keys", "add"]);
+    assert.equal(k.code, 2);
+    assert.match(k.stderr, /run `stsh keys add --help` for usage/);
+  } finally {
+    await w.close();
+  }
+});

@@ -37,6 +37,7 @@ Deno.test("doctor: a broken profile, a wide state dir and a replaced hook are ea
       { append: true },
     );
     await Deno.chmod(w.env.STSH_HOME, 0o755);
+    await Deno.chmod(w.env.AWS_SHARED_CREDENTIALS_FILE, 0o644);
     const r = await w.run(["doctor"], {
       env: { STSH_HOOK_STATE: "shell=zsh version=5.9 mode=serve hook=missing" },
     });
@@ -51,6 +52,11 @@ Deno.test("doctor: a broken profile, a wide state dir and a replaced hook are ea
     assert.match(
       r.stdout,
       /^FAIL {2}hook: zsh 5\.9, endpoint \(--serve\) mode, but something replaced it/m,
+    );
+    // Long-term keys others can read: a warning with the fix (not one of the problems).
+    assert.match(
+      r.stdout,
+      /^warn {2}AWS credentials file .* can be read by other users \(mode 0644\); it holds secrets\n {6}→ chmod 600 .*stsh keys import PROFILE/m,
     );
     assert.match(r.stdout, /\n3 problems found\.\n$/);
     // Without the shell function, it says how to load the hook (information, not a failure).
