@@ -7,7 +7,7 @@ import meta from "../deno.json" with { type: "json" };
 import { Cache } from "./cache.ts";
 import { complete } from "./complete.ts";
 import { consoleLink, openInBrowser, parseDuration } from "./console.ts";
-import { describe, getProfile, loadConfig, PROFILE_NAME } from "./config.ts";
+import { describe, getProfile, knownHint, loadConfig, PROFILE_NAME } from "./config.ts";
 import { type Credentials, resolve } from "./engine.ts";
 import { EXIT, specialPathRefusal, StshError } from "./errors.ts";
 import { fishQuote, FORMAT_NAMES, processJson, psQuote, shQuote } from "./formats.ts";
@@ -431,7 +431,15 @@ function clearCommand(program: Command) {
       const entries = await cache.list();
       const gone = entries.filter((e) => o.all || e.profile === p);
       for (const e of gone) await cache.remove(e.key);
-      notice(`forgot ${gone.length} cached session${gone.length === 1 ? "" : "s"}.`);
+      let unknown = "";
+      if (p && !gone.length) {
+        // Forgetting a profile since removed from the config is fine; a typo should be seen.
+        const config = await loadConfig(Deno.env.toObject()).catch(() => null);
+        if (config && !config.profiles.has(p)) {
+          unknown = ` There is no profile '${p}' in your AWS config. ${knownHint(config)}`;
+        }
+      }
+      notice(`forgot ${gone.length} cached session${gone.length === 1 ? "" : "s"}.${unknown}`);
     });
 }
 

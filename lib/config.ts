@@ -93,7 +93,8 @@ export interface Problem {
   short: string;
 }
 
-function knownHint(config: Config): string {
+/** "Known profiles: …" for a name that is not one of them. */
+export function knownHint(config: Config): string {
   const names = sortedNames(config);
   if (!names.length) return "No profiles are defined yet.";
   const max = 30;

@@ -404,6 +404,13 @@ class Resolver {
     });
     const b = pl.base;
     const longTerm = b.kind === "keys" && !b.keys.sessionToken;
+    if (this.opts.noSession && pl.roles.length > 0) {
+      throw new StshError(
+        `Profile '${pl.target.name}' is a role: --no-session (pass a keys-only profile's long-term keys through) does not apply to it.`,
+        "Leave out --no-session; a role always gives a session.",
+        EXIT.refused,
+      );
+    }
     if (pl.roles.length === 0) {
       if (longTerm && this.opts.noSession && pl.mfaSerial) {
         const name = pl.target.name;

@@ -281,7 +281,13 @@ export async function decide(req: HookRequest): Promise<HookResult> {
     try {
       const got = await activate(profile, root, pinned);
       if (!got) {
-        say(`profile '${profile}' is not in your AWS config; nothing set.`);
+        const { loadConfig, knownHint } = await later<typeof import("./config.ts")>("config");
+        const config = await loadConfig(state.userEnv()).catch(() => null);
+        say(
+          `profile '${profile}' is not in your AWS config; nothing set.${
+            config ? ` ${knownHint(config)}` : ""
+          }`,
+        );
         return { changes: onFailure, status: EXIT.refused };
       }
       // A renewal of what is already active is silent; anything new gets one line.

@@ -164,6 +164,13 @@ Deno.test("profiles, status and clear show sessions and time left, never secrets
     assert.match(c.stderr, /forgot 1 cached session\./);
     assert.doesNotMatch((await w.run(["status"])).stdout, /^a\s/m);
     assert.equal((await w.run(["clear"])).code, 2);
+    // A name that is no profile (a typo): said, with the names there are.
+    const typo = await w.run(["clear", "nosuch"]);
+    assert.equal(typo.code, 0);
+    assert.match(
+      typo.stderr,
+      /forgot 0 cached sessions\. There is no profile 'nosuch' in your AWS config\. Known profiles: /,
+    );
   } finally {
     await w.close();
   }

@@ -246,4 +246,10 @@ scenario("--no-session on an MFA user: refused; with --force, a warning", async 
   const robot = await w.run(["env", "robot", "--no-session", "--format", "json"]);
   assert.equal(JSON.parse(robot.stdout).AccessKeyId, w.plain.accessKeyId);
   assert.equal(robot.stderr, "");
+  // A role: the flag does not apply, and says so, rather than be ignored.
+  const role = await w.run(["env", "a", "--no-session"]);
+  assert.equal(role.code, 2);
+  assert.equal(role.stdout, "");
+  assert.match(role.stderr, /Profile 'a' is a role: --no-session .* does not apply to it/);
+  assert.equal(w.emu.calls.length, 0);
 });

@@ -118,7 +118,10 @@ Deno.test("hook: untrusted, denied and hostile tags: status 2, no credentials, n
     assert.match(allowed.stderr, /warning: 'ghost' is not in .*config \(yet\)/);
     const g = await hook(w, w.env, ghost);
     assert.equal(g.code, 2);
-    assert.match(g.stderr, /profile 'ghost' is not in your AWS config; nothing set/);
+    assert.match(
+      g.stderr,
+      /profile 'ghost' is not in your AWS config; nothing set\. Known profiles: .*\ba\b/,
+    );
     // A tag owned by someone else is never read as trusted, whatever the trust store says.
     if (Deno.uid() === 0) {
       const other = await tagged(w, "a", "other");
