@@ -274,6 +274,10 @@ __stsh_run() {
 # `assume PROFILE` pins PROFILE, `assume` shows what is active, `assume --clear` restores.
 assume() {
   \builtin local rc=0 out
+  if (($# > 1)); then
+    \builtin printf 'usage: assume [PROFILE | --clear]\n' >&2
+    \builtin return 2
+  fi
   case ${1-} in
   '')
     __stsh_bin current

@@ -326,6 +326,10 @@ end
 
 # `assume PROFILE` pins PROFILE, `assume` shows what is active, `assume --clear` restores.
 function assume --description 'stsh: pin a profile here (assume --clear: restore)'
+    if test (count $argv) -gt 1
+        echo 'usage: assume [PROFILE | --clear]' >&2
+        return 2
+    end
     switch "$argv[1]"
         case ''
             __stsh_bin current

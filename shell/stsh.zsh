@@ -239,6 +239,10 @@ __stsh_precmd() {
 assume() {
   \builtin emulate -L zsh
   \builtin local rc=0 out=
+  if (($# > 1)); then
+    \builtin print -ru2 -- 'usage: assume [PROFILE | --clear]'
+    \builtin return 2
+  fi
   case ${1-} in
   ('')
     __stsh_bin current

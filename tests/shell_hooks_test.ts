@@ -653,6 +653,16 @@ hookTest("assume pins a profile, assume --clear restores, Tab completes names", 
   // zsh: compinit runs after the hook is loaded (the deferred compdef path).
   const post = shell === "zsh" ? "autoload -Uz compinit; compinit -u -D" : "";
   await session(shell, { post }, async (t, f, d) => {
+    // Extra words: refused with the usage, nothing run (pwsh's binder refuses them itself).
+    const extra = await t.run("assume prod extra");
+    assert.match(
+      extra,
+      shell === "pwsh"
+        ? /positional parameter cannot be found/i
+        : /usage: assume \[PROFILE \| --clear\]/,
+    );
+    if (shell !== "pwsh") assert.equal(t.lastStatus, "2");
+    assert.deepEqual(await f.calls(), []);
     await t.run("assume prod");
     assert.deepEqual(await f.calls(), [`hook ${shell} --assume prod --prompt`]);
     assert.equal(await readVar(t, f, d, "STSH_PROFILE"), "prod");
