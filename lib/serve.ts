@@ -396,21 +396,23 @@ const REASONS: Record<number, string> = {
 };
 const TOKEN_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/**
- * The same door on a plain TCP listener, one request per connection (answered with
- * `Connection: close`), for `stsh exec`: Deno.serve costs 5–10 ms of start-up (its Request and
- * Response machinery), which a one-command server pays on every exec. Here that machinery is
- * loaded by the first request instead — the child's time, not stsh's. The head is read with
- * a byte limit and a deadline; anything that is not a plain HTTP/1.x request line with
- * well-formed headers is refused before `handle` sees it, and `handle` makes every other
- * decision exactly as under Deno.serve.
- */
 function closeQuietly(conn: Deno.Conn) {
   try {
     conn.close();
   } catch { /* closed already */ }
 }
 
+/**
+ * The same door on a plain TCP listener, one request per connection (answered with
+ * `Connection: close`), for `stsh exec` and the per-user server. Deno.serve costs 5–10 ms of
+ * start-up (its Request and Response machinery), which a one-command server pays on every
+ * exec; here that machinery is loaded by the first request instead — the child's time, not
+ * stsh's. And Deno.serve keeps idle connections without limit, so a local flood exhausts its
+ * descriptors; here at most MAX_CONNECTIONS are held, each for HEAD_DEADLINE_MS at most
+ * before its request is in. The head is read with a byte limit and a deadline; anything that
+ * is not a plain HTTP/1.x request line with well-formed headers is refused before `handle`
+ * sees it, and `handle` makes every other decision exactly as under Deno.serve.
+ */
 function rawHttp(
   port: number,
   handle: (req: Request) => Promise<Response>,
