@@ -384,9 +384,13 @@ export async function runUserServer(
       server.clients = alive;
       if (!alive.size) return stop("idle");
     }
-    // A grace period after start, for a person who is about to type a code.
+    // A grace period after start, for a person who is about to type a code. While a shell
+    // that uses it lives, it stays even then: that shell asks for the next code, and the
+    // programs started from it go on with the same address and token once it is typed.
     if (now - started > Math.min(idleMs, 60_000) && !(await anySessionLeft(env))) {
-      stop("no session left");
+      const alive = await liveProcesses([...server.clients]);
+      server.clients = alive;
+      if (!alive.size) stop("no session left");
     }
   }, tick);
   const why = await stopped;

@@ -656,6 +656,46 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "serve: while its shell lives it stays between MFA sessions; after the next code, the same address serves again",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const w = await world({ mfaProcess: false, sessionLifetimeSeconds: 5, roleLifetimeSeconds: 5 });
+    let pid: number | undefined;
+    const shell = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+    try {
+      const code = await w.emu.code(w.alice);
+      assert.equal((await w.run(["env", "a", "-t", code])).code, 0);
+      const env = serverEnv(w, 3);
+      const s = await ensureUserServer(env, { client: shell.pid });
+      pid = s.pid;
+      assert.equal((await get(s.port, "/creds/a", { token: s.token })).status, 200);
+      // The sessions end: a program is told a code is needed, and the server stays (past its
+      // grace and idle time) because the shell that uses it lives.
+      await waitFor("the sessions to end", async () => {
+        const r = await get(s.port, "/creds/a", { token: s.token });
+        return r.status === 403 && JSON.parse(r.body).Code === "MfaNeeded";
+      });
+      await new Promise((r) => setTimeout(r, 5000));
+      assert.ok(await alive(s.pid), await Deno.readTextFile(serveFiles(env).log));
+      // The shell gets the next code: the program's next request at the same address works.
+      const next = await w.emu.code(w.alice, 1);
+      const again = await w.run(["env", "a", "-t", next], { env });
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal((await get(s.port, "/creds/a", { token: s.token })).status, 200);
+    } finally {
+      try {
+        shell.kill("SIGKILL");
+      } catch { /* gone */ }
+      await shell.status;
+      await stopServer(pid);
+      await w.close();
+    }
+  },
+});
+
+Deno.test({
   name: "serve: exits when no session is left, answering 'code needed' until then",
   sanitizeResources: false,
   sanitizeOps: false,
