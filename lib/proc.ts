@@ -145,8 +145,10 @@ export async function runHelperOutput(
   let hardKill: ReturnType<typeof setTimeout> | undefined;
   // The pipes end when every process holding them has closed them, and a helper may leave
   // one behind outside its group (setsid): then stsh stops reading rather than wait for it —
-  // once the killed group had a second to go, at Ctrl-C, and shortly after the helper itself
-  // exited (what it printed before is in the pipe already).
+  // once the killed group had a second to go, at Ctrl-C, and shortly after the helper and
+  // everything in its group exited (what they printed is in the pipe already). While
+  // anything of its group runs, its output is still the helper's: read on (the deadline
+  // still holds).
   let wake = () => {};
   const abandoned = new Promise<null>((r) => wake = () => r(null));
   wakers.add(wake);
@@ -160,7 +162,11 @@ export async function runHelperOutput(
       grace = setTimeout(wake, 500);
     }, 1000);
   }, ms);
-  const exited = child.status.then((st) => {
+  let stopped = false;
+  const exited = child.status.then(async (st) => {
+    while (!stopped && !isWindows && groupAlive(child.pid)) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     grace ??= setTimeout(wake, PIPE_GRACE_MS);
     return st;
   });
@@ -186,6 +192,8 @@ export async function runHelperOutput(
       chunks.push(got.value);
     }
     out.cancel().catch(() => {});
+    // Read to the end (or given up): what is left of the group no longer matters.
+    stopped = true;
     const status = await exited;
     await Promise.race([fed, abandoned]);
     // Whatever it left behind in its group goes too (a daemon it started, a stuck child).
@@ -212,6 +220,7 @@ export async function runHelperOutput(
       );
     }
   } finally {
+    stopped = true;
     clearTimeout(timer);
     clearTimeout(hardKill);
     clearTimeout(grace);
@@ -220,6 +229,16 @@ export async function runHelperOutput(
     untrack(child);
   }
   return { stdout: new TextDecoder().decode(concat(chunks)), stderr: await errText };
+}
+
+/** Does any process of the group `pgid` still run (kill -0 of the group)? */
+function groupAlive(pgid: number): boolean {
+  try {
+    Deno.kill(-pgid, "SIGCONT"); // harmless to running processes, and no signal 0 in Deno
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** How long stsh reads a helper's pipes after the helper exited (held by something it left). */

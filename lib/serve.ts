@@ -140,6 +140,8 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** Log every request, not only refusals and failures. */
   debug?: boolean;
+  /** Which of these pids still run (the per-user server: to make room among its clients). */
+  liveClients?: (pids: number[]) => Promise<Set<number>>;
   /** Instead of the engine (tests): credentials for a profile. */
   resolver?: (profile: string) => Promise<Credentials>;
   /**
@@ -164,8 +166,12 @@ export interface CredentialServer extends Endpoint {
 const MAX_URL = 1024;
 const MAX_HEADER_BYTES = 8 * 1024;
 const MAX_CLIENTS = 256;
-/** Connections the raw transport holds at once; more are closed as they arrive. */
+/**
+ * Connections the raw transport serves at once. Beyond that a newcomer waits, or takes the
+ * slot of a connection that sent no request within EVICT_AFTER_MS.
+ */
 const MAX_CONNECTIONS = 128;
+const EVICT_AFTER_MS = 200;
 
 function json(status: number, body: unknown, extra: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body) + "\n", {
@@ -333,6 +339,10 @@ export function startServer(opts: ServerOptions): CredentialServer {
     const client = Number(url.searchParams.get("client"));
     const mac = url.searchParams.get("mac") ?? "";
     if (mac !== "" && sameSecret(mac, await clientMac(token, nonce, client))) {
+      // Full of pids (of shells long gone): forget the dead before turning a live one away.
+      if (server.clients.size >= MAX_CLIENTS && opts.liveClients) {
+        server.clients = await opts.liveClients([...server.clients]);
+      }
       if (Number.isSafeInteger(client) && client > 1 && server.clients.size < MAX_CLIENTS) {
         server.clients.add(client);
       }
@@ -421,7 +431,7 @@ function rawHttp(
   const listener = Deno.listen({ hostname: "127.0.0.1", port, transport: "tcp" });
   const bound = listener.addr.port;
   /** Connections still sending their head: closed at shutdown (nothing to answer yet). */
-  const reading = new Set<Deno.Conn>();
+  const reading = new Map<Deno.Conn, number>(); // since when (performance.now())
   const answering = new Set<Promise<void>>();
   let closing = false;
 
@@ -504,7 +514,7 @@ function rawHttp(
   };
 
   const serveConn = async (conn: Deno.Conn) => {
-    reading.add(conn);
+    reading.set(conn, performance.now());
     const deadline = AbortSignal.timeout(HEAD_DEADLINE_MS);
     const late = () => closeQuietly(conn);
     deadline.addEventListener("abort", late, { once: true });
@@ -539,9 +549,22 @@ function rawHttp(
         await new Promise((r) => setTimeout(r, 50));
         continue;
       }
-      if (closing || answering.size >= MAX_CONNECTIONS) {
+      if (closing) {
         closeQuietly(conn);
         continue;
+      }
+      // Full: the connection that has kept its slot longest without sending a request gives
+      // way (what a flood holds); while every slot is busy with a request, or has just
+      // arrived, the newcomer waits its turn — never reset because others were first.
+      while (answering.size >= MAX_CONNECTIONS && !closing) {
+        const first = reading.entries().next();
+        const [oldest, since] = first.done ? [undefined, 0] : first.value;
+        if (oldest && performance.now() - since >= EVICT_AFTER_MS) {
+          reading.delete(oldest);
+          closeQuietly(oldest);
+          break;
+        }
+        await Promise.race([...answering, new Promise((r) => setTimeout(r, EVICT_AFTER_MS))]);
       }
       const p: Promise<void> = serveConn(conn).catch(() => {}).finally(() => {
         answering.delete(p);
@@ -558,7 +581,7 @@ function rawHttp(
       closing = true;
       listener.close();
       await accepting;
-      for (const c of reading) closeQuietly(c);
+      for (const c of reading.keys()) closeQuietly(c);
       await Promise.allSettled([...answering]);
     },
   };

@@ -359,7 +359,12 @@ export async function runUserServer(
   // held the old port, anything else could listen there and collect the token from the
   // requests of programs that still had it. Those programs get a refusal at their next
   // refresh; shells take the new address at their next slow path.
-  const server: CredentialServer = startServer({ env, log, debug: opts.debug });
+  const server: CredentialServer = startServer({
+    env,
+    log,
+    debug: opts.debug,
+    liveClients: liveProcesses,
+  });
   await writeAtomic(
     files.state,
     JSON.stringify({ port: server.port, token: server.token, pid: Deno.pid }) + "\n",

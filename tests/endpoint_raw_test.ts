@@ -5,7 +5,7 @@
  * door (token, Host, methods, sizes, loopback only, closed after) through `stsh exec`.
  */
 import assert from "node:assert/strict";
-import { type CredentialServer, startServer } from "../lib/serve.ts";
+import { clientMac, type CredentialServer, startServer } from "../lib/serve.ts";
 import type { Credentials } from "../lib/engine.ts";
 import { rawHttp } from "./support/http.ts";
 
@@ -151,4 +151,78 @@ Deno.test("raw transport: close() answers what is in flight and drops clients th
   assert.equal(n, null);
   stalled.close();
   await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: s.port }));
+});
+
+const credsRequest = (port: number) =>
+  req(port, ["GET /creds/a HTTP/1.1", "Host: 127.0.0.1:PORT", `Authorization: ${TOKEN}`]);
+
+Deno.test("raw transport: connections that send nothing cannot hold every slot against a request", async () => {
+  const s = server("raw");
+  const idle: Deno.Conn[] = [];
+  try {
+    // More silent connections than the transport serves at once, all still within their
+    // 5 s to send a request: the newest request takes the slot of the oldest of them.
+    for (let i = 0; i < 150; i++) {
+      idle.push(await Deno.connect({ hostname: "127.0.0.1", port: s.port }));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    const a = await rawHttp(s.port, credsRequest(s.port));
+    assert.equal(a.status, 200, a.head);
+    assert.ok(Date.now() - t0 < 2000, `answered after ${Date.now() - t0} ms`);
+  } finally {
+    for (const c of idle) {
+      try {
+        c.close();
+      } catch { /* closed by the server */ }
+    }
+    await s.close();
+  }
+});
+
+Deno.test("raw transport: a burst of more requests than slots is answered in full, none reset", async () => {
+  const s = server("raw");
+  try {
+    const all = await Promise.all(
+      Array.from({ length: 300 }, () => rawHttp(s.port, credsRequest(s.port))),
+    );
+    assert.equal(all.filter((a) => a.status === 200).length, 300);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("ping: a server full of dead clients' pids makes room for a live one", async () => {
+  const alive = (pid: number) => Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+  const s = startServer({
+    env: {},
+    token: TOKEN,
+    resolver: () => Promise.resolve(creds),
+    liveClients: async (pids) => {
+      const live = new Set<number>();
+      for (const p of pids) if (await alive(p)) live.add(p);
+      return live;
+    },
+  });
+  const ping = async (pid: number) => {
+    const nonce = crypto.randomUUID().replaceAll("-", "");
+    const mac = await clientMac(TOKEN, nonce, pid);
+    const a = await rawHttp(
+      s.port,
+      req(s.port, [
+        `GET /ping?nonce=${nonce}&client=${pid}&mac=${mac} HTTP/1.1`,
+        "Host: 127.0.0.1",
+      ]),
+    );
+    assert.equal(a.status, 200, a.body);
+  };
+  try {
+    for (let pid = 3_900_000; pid < 3_900_256; pid++) await ping(pid); // no such processes
+    assert.equal(s.clients.size, 256);
+    await ping(Deno.pid);
+    assert.ok(s.clients.has(Deno.pid), "the live client was turned away");
+    assert.equal(s.clients.size, 1);
+  } finally {
+    await s.close();
+  }
 });

@@ -108,6 +108,11 @@ Deno.test("proc: a hanging helper and what it started are killed at the deadline
       runHelper("yes", { what: "helper", maxOutputBytes: 1000 }),
       /printed more than 1000 bytes/,
     );
+    // What its own group prints after the helper's shell exited is still its output.
+    assert.equal(
+      await runHelper("(sleep 0.8; echo late) & echo early", { what: "x", timeoutMs: 10_000 }),
+      "early\nlate\n",
+    );
   } finally {
     await Deno.remove(d, { recursive: true });
   }
