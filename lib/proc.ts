@@ -159,7 +159,7 @@ export async function runHelperOutput(
     killGroup(child, "SIGTERM");
     hardKill = setTimeout(() => {
       killGroup(child, "SIGKILL");
-      grace = setTimeout(wake, 500);
+      grace ??= setTimeout(wake, 500); // unless the group's end already started one
     }, 1000);
   }, ms);
   let stopped = false;
