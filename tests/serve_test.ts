@@ -31,6 +31,19 @@ async function waitFor(what: string, cond: () => Promise<boolean> | boolean, ms 
 }
 
 const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
+
+/** A long-lived process that stands in for a shell (or anyone's process) by its pid. */
+const standIn = () => new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+
+/** Kill and reap stand-ins, whether or not they are still running. */
+async function killAll(...ps: Deno.ChildProcess[]) {
+  for (const p of ps) {
+    try {
+      p.kill("SIGKILL");
+    } catch { /* gone */ }
+    await p.status;
+  }
+}
 const alive = (pid: number) => exists(`/proc/${pid}`);
 
 function get(
@@ -611,8 +624,8 @@ Deno.test({
   async fn() {
     const w = await world();
     let pid: number | undefined;
-    const shell = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
-    const stranger = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+    const shell = standIn();
+    const stranger = standIn();
     try {
       await w.primeCode();
       assert.equal((await w.run(["env", "a"])).code, 0);
@@ -635,8 +648,7 @@ Deno.test({
         assert.equal(r.status, 200, r.body);
         assert.doesNotMatch(r.body, /"pid"/);
       }
-      shell.kill("SIGKILL");
-      await shell.status;
+      await killAll(shell);
       // The shell is gone; the stranger lives and keeps pinging: the server exits anyway.
       await waitFor("the server to exit", async () => {
         for (const q of pings) await get(s.port, q).catch(() => {});
@@ -644,12 +656,7 @@ Deno.test({
       });
       assert.match(await Deno.readTextFile(log), /exiting: idle/);
     } finally {
-      for (const p of [shell, stranger]) {
-        try {
-          p.kill("SIGKILL");
-        } catch { /* gone */ }
-        await p.status;
-      }
+      await killAll(shell, stranger);
       await stopServer(pid);
       await w.close();
     }
@@ -664,7 +671,7 @@ Deno.test({
   async fn() {
     const w = await world({ mfaProcess: false, sessionLifetimeSeconds: 5, roleLifetimeSeconds: 5 });
     let pid: number | undefined;
-    const shell = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+    const shell = standIn();
     try {
       const code = await w.emu.code(w.alice);
       assert.equal((await w.run(["env", "a", "-t", code])).code, 0);
@@ -686,10 +693,7 @@ Deno.test({
       assert.equal(again.code, 0, again.stderr);
       assert.equal((await get(s.port, "/creds/a", { token: s.token })).status, 200);
     } finally {
-      try {
-        shell.kill("SIGKILL");
-      } catch { /* gone */ }
-      await shell.status;
+      await killAll(shell);
       await stopServer(pid);
       await w.close();
     }
