@@ -12,6 +12,7 @@ import { type Credentials, resolve } from "./engine.ts";
 import { EXIT, specialPathRefusal, StshError } from "./errors.ts";
 import { fishQuote, FORMAT_NAMES, processJson, psQuote, shQuote } from "./formats.ts";
 import { inspectTag, TAG_FILE, tagFor, TrustStore } from "./trust.ts";
+import type { CloseOptions } from "./serve.ts";
 import { keysAdd, keysExport, keysImport, keysList, keysRm, keysWhere } from "./keys.ts";
 import { SessionVault } from "./secrets.ts";
 import { notice } from "./tty.ts";
@@ -250,7 +251,7 @@ async function runExec(
   const c = await credentialsFor(p, o, ctx.debug());
   const env = Deno.env.toObject();
   let childEnv: Record<string, string>;
-  let server: { close(): Promise<void> } | undefined;
+  let server: { close(o?: CloseOptions): Promise<void> } | undefined;
   const serve = await import("./serve.ts");
   // Recorded under the config stamp, so that a warm exec (lib/quick.ts) needs no parse.
   const shadow = o.env
@@ -297,7 +298,7 @@ async function runExec(
   Deno.addSignalListener("SIGINT", () => {});
   const status = await child.status;
   // The endpoint ends with the command (a request in flight is answered first, bounded).
-  if (server) await Promise.race([server.close(), new Promise((r) => setTimeout(r, 3000))]);
+  if (server) await server.close({ boundMs: 3000, exiting: true });
   return status.code || (status.signal ? 128 + 2 : 0);
 }
 

@@ -27,6 +27,7 @@ import {
   stateChanges,
 } from "./formats.ts";
 import type { Credentials } from "./engine.ts";
+import type { CloseOptions } from "./serve.ts";
 import {
   cacheDir,
   configStamp,
@@ -383,7 +384,7 @@ export async function quickMain(argv: string[]): Promise<number | undefined> {
 async function run(
   argv: string[],
   childEnv: Record<string, string>,
-  server?: { close(): Promise<void> },
+  server?: { close(o?: CloseOptions): Promise<void> },
 ): Promise<number | undefined> {
   let child;
   try {
@@ -396,13 +397,6 @@ async function run(
   Deno.addSignalListener("SIGINT", () => {});
   const status = await child.status;
   // The endpoint ends with the command (a request in flight is answered first, bounded).
-  // AbortSignal.timeout, not setTimeout: the first setTimeout costs ~10 ms (lib/fsafe.ts).
-  if (server) {
-    const bound = AbortSignal.timeout(3000);
-    await Promise.race([
-      server.close(),
-      new Promise((r) => bound.addEventListener("abort", r, { once: true })),
-    ]);
-  }
+  if (server) await server.close({ boundMs: 3000, exiting: true });
   return status.code || (status.signal ? 128 + 2 : 0);
 }

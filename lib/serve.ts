@@ -82,8 +82,29 @@ function checkProfileName(profile: string) {
 
 /** A token of 256 random bits, base64url (43 characters). */
 export function newToken(): string {
-  const b = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/**
+ * Bytes as unpadded base64url (RFC 4648 §5). Spelled out rather than btoa(), which Deno
+ * loads on first use: about 1.2 ms of every `stsh exec` and server start.
+ */
+export function base64url(bytes: Uint8Array): string {
+  let out = "";
+  let acc = 0;
+  let bits = 0;
+  for (const b of bytes) {
+    acc = ((acc << 8) | b) & 0xffff;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out += B64URL[(acc >> bits) & 63];
+    }
+  }
+  if (bits > 0) out += B64URL[(acc << (6 - bits)) & 63];
+  return out;
 }
 
 export const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43,128}$/;
@@ -160,7 +181,27 @@ export interface CredentialServer extends Endpoint {
   /** Client processes registered by ensureUserServer (pids). */
   clients: Set<number>;
   /** Stop listening; requests in flight are answered first. */
-  close(): Promise<void>;
+  close(o?: CloseOptions): Promise<void>;
+}
+
+export interface CloseOptions {
+  /** Wait at most this long for requests in flight. */
+  boundMs?: number;
+  /** The process exits right after: do not wait for the accept loop to unwind. */
+  exiting?: boolean;
+}
+
+/** Until every promise has settled, or `boundMs` has passed; at once (no timer) for none. */
+function settle(ps: Promise<unknown>[], boundMs?: number): Promise<void> {
+  if (ps.length === 0) return Promise.resolve();
+  const all = Promise.allSettled(ps).then(() => {});
+  if (boundMs === undefined) return all;
+  // AbortSignal.timeout, not setTimeout: the first setTimeout costs ~10 ms (lib/fsafe.ts).
+  const bound = AbortSignal.timeout(boundMs);
+  return Promise.race([
+    all,
+    new Promise<void>((r) => bound.addEventListener("abort", () => r(), { once: true })),
+  ]);
 }
 
 const MAX_URL = 1024;
@@ -363,7 +404,7 @@ export function startServer(opts: ServerOptions): CredentialServer {
     port,
     lastActivity: Date.now(),
     clients: new Set(),
-    close: () => http.shutdown(),
+    close: (o) => http.shutdown(o),
   };
   return server;
 }
@@ -372,7 +413,7 @@ export function startServer(opts: ServerOptions): CredentialServer {
 interface Http {
   port: number;
   /** Stop listening; requests in flight are answered first. */
-  shutdown(): Promise<void>;
+  shutdown(o?: CloseOptions): Promise<void>;
 }
 
 function denoHttp(
@@ -381,7 +422,7 @@ function denoHttp(
   onError: () => Response,
 ): Http {
   const http = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {}, onError }, handle);
-  return { port: http.addr.port, shutdown: () => http.shutdown() };
+  return { port: http.addr.port, shutdown: (o) => settle([http.shutdown()], o?.boundMs) };
 }
 
 /** A request head (request line and headers) larger than this is refused (431). */
@@ -576,13 +617,17 @@ function rawHttp(
 
   return {
     port: bound,
-    async shutdown() {
-      if (closing) return;
-      closing = true;
-      listener.close();
-      await accepting;
-      for (const c of reading.keys()) closeQuietly(c);
-      await Promise.allSettled([...answering]);
+    async shutdown(o: CloseOptions = {}) {
+      if (!closing) {
+        closing = true;
+        listener.close();
+        // The pending accept fails with the close; settling that costs Deno a few tenths of
+        // a millisecond (up to 3 ms), which a process about to exit need not wait for (any
+        // connection it still hands over sees \`closing\` and is closed).
+        if (!o.exiting) await accepting;
+        for (const c of reading.keys()) closeQuietly(c);
+      }
+      await settle([...answering], o.boundMs);
     },
   };
 }

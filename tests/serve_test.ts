@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { ROOT, STSH } from "./support/fixture.ts";
 import { type Answer, rawHttp } from "./support/http.ts";
 import { type World, world } from "./support/world.ts";
-import { endpointChanges, endpointVars, execEnv, newToken, sameSecret } from "../lib/serve.ts";
+import {
+  base64url,
+  endpointChanges,
+  endpointVars,
+  execEnv,
+  newToken,
+  sameSecret,
+} from "../lib/serve.ts";
 import { ensureUserServer, serveFiles, serverEnv as userServerEnv } from "../lib/serve_user.ts";
 
 const AWS = "/usr/bin/aws";
@@ -107,6 +114,19 @@ async function execWaiting(
     },
   };
 }
+
+Deno.test("base64url spells bytes as btoa does, URL-safe and unpadded", () => {
+  for (let n = 0; n <= 40; n++) {
+    for (const fill of ["random", "zero", "ones"]) {
+      const b = fill === "random"
+        ? crypto.getRandomValues(new Uint8Array(n))
+        : new Uint8Array(n).fill(fill === "zero" ? 0 : 255);
+      const want = btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_")
+        .replace(/=+$/, "");
+      assert.equal(base64url(b), want, `${n} ${fill} bytes`);
+    }
+  }
+});
 
 Deno.test("endpoint variables: names URL-encoded, shadowing names unset, tokens long and compared whole", () => {
   const server = { url: "http://127.0.0.1:4242", token: newToken() };
