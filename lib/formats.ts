@@ -91,9 +91,20 @@ export function checkCredentials(c: Creds, what = "The credentials received"): v
   }
 }
 
+/**
+ * `2026-05-01T12:00:00Z`: toISOString without the milliseconds. Spelled out for the years
+ * STS gives (toISOString's first use in a process costs ~0.3 ms of every warm command);
+ * anything else, an invalid date too, goes through toISOString as it is.
+ */
 export function iso(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const y = d.getUTCFullYear();
+  if (!(y >= 1000 && y <= 9999)) return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+  return `${y}-${two(d.getUTCMonth() + 1)}-${two(d.getUTCDate())}T${two(d.getUTCHours())}:${
+    two(d.getUTCMinutes())
+  }:${two(d.getUTCSeconds())}Z`;
 }
+
+const two = (n: number) => (n < 10 ? "0" : "") + n;
 
 /** The variables for a set of credentials: keys, expiry, region; profile selectors unset. */
 export function credentialChanges(c: Creds): ChangeSet {

@@ -32,7 +32,11 @@ export function timeLeft(ms: number): string {
 }
 
 /** Local wall-clock time, "15:02". */
-export const clock = (d: Date) => d.toTimeString().slice(0, 5);
+export const clock = (d: Date) =>
+  // Not toTimeString().slice(0, 5): naming the time zone costs ~0.2 ms on first use.
+  `${d.getHours() < 10 ? "0" : ""}${d.getHours()}:${
+    d.getMinutes() < 10 ? "0" : ""
+  }${d.getMinutes()}`;
 
 /**
  * Word-wrap `text` to `width` columns, never inside a word. A line's leading spaces are kept

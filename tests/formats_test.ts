@@ -3,10 +3,12 @@ import {
   credentialChanges,
   FORMATS,
   HOOK_FORMATS,
+  iso,
   processJson,
   psQuote,
   shQuote,
 } from "../lib/formats.ts";
+import { clock } from "../lib/text.ts";
 
 const creds = {
   accessKeyId: "ASIAEXAMPLEKEY123456",
@@ -76,4 +78,23 @@ Deno.test("pwsh hook format is one JSON line of allow-listed names", () => {
   assert.equal(line, `{"AWS_REGION":"x'\u2019","STSH_PROFILE":null}\n`);
   assert.throws(() => HOOK_FORMATS.pwsh.export({ PATH: "/evil" }), /Refusing/);
   assert.equal(HOOK_FORMATS.bash.export({}), "");
+});
+
+Deno.test("iso and clock spell what toISOString and toTimeString would", () => {
+  const dates = [
+    0,
+    Date.UTC(1000, 0, 1),
+    Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+    Date.UTC(2026, 1, 28, 9, 5, 7, 120),
+  ];
+  for (let i = 0; i < 500; i++) dates.push(Math.floor(Math.random() * 8e12) - 1e12);
+  for (const ms of dates) {
+    const d = new Date(ms);
+    assert.equal(iso(d), d.toISOString().replace(/\.\d{3}Z$/, "Z"), d.toISOString());
+    assert.equal(clock(d), d.toTimeString().slice(0, 5), d.toISOString());
+  }
+  // Outside four-digit years, and invalid dates, as toISOString does it.
+  assert.equal(iso(new Date(Date.UTC(10000, 0, 1))), "+010000-01-01T00:00:00Z");
+  assert.equal(iso(new Date(Date.UTC(999, 0, 1))), "0999-01-01T00:00:00Z");
+  assert.throws(() => iso(new Date(NaN)), RangeError);
 });
