@@ -210,7 +210,23 @@ function readOpened(
 
 /** readBounded as UTF-8 text (invalid bytes become U+FFFD, never an exception). */
 export async function readTextBounded(path: string, rules: ReadRules): Promise<string> {
-  return new TextDecoder().decode(await readBounded(path, rules));
+  return decode(await readBounded(path, rules));
+}
+
+/**
+ * UTF-8 bytes as text, as TextDecoder gives it. A few hundred bytes of ASCII (a tag, every
+ * tagged \`cd\`) are spelled directly: a TextDecoder's first use costs ~0.3 ms.
+ */
+export function decode(bytes: Uint8Array): string {
+  if (bytes.length <= 1024) {
+    let s = "";
+    for (const b of bytes) {
+      if (b > 0x7f) return new TextDecoder().decode(bytes);
+      s += String.fromCharCode(b);
+    }
+    return s;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 export interface WriteOptions {

@@ -178,8 +178,6 @@ export function parseQuick(
 const MAX_SESSION_BYTES = 256 * 1024;
 const MAX_INDEX_BYTES = 4 * 1024 * 1024;
 
-const dec = new TextDecoder();
-
 /**
  * A file of ours in a private directory, or null: a regular file (not a link), owned by
  * this user, readable by nobody else, not larger than `max`. Nothing is discarded here.
@@ -192,8 +190,9 @@ function readPrivate(path: string, max: number): string | null {
       if (st.uid !== null && st.uid !== Deno.uid()) return null;
       if (st.mode !== null && (st.mode & 0o077) !== 0) return null;
     }
-    const bytes = Deno.readFileSync(path);
-    return bytes.length > max ? null : dec.decode(bytes);
+    // Decoded by Deno itself: a TextDecoder's first use costs ~0.3 ms of every warm command.
+    const text = Deno.readTextFileSync(path);
+    return text.length > max ? null : text;
   } catch {
     return null;
   }

@@ -1,6 +1,6 @@
 /** lib/fsafe.ts and lib/proc.ts: hostile files and hanging helpers, for real. */
 import assert from "node:assert/strict";
-import { readTextBounded, Unreadable, writeAtomic } from "../lib/fsafe.ts";
+import { decode, readTextBounded, Unreadable, writeAtomic } from "../lib/fsafe.ts";
 import { HelperFailed, runHelper, runHelperOutput } from "../lib/proc.ts";
 import { StshError } from "../lib/errors.ts";
 import { visible } from "../lib/text.ts";
@@ -143,4 +143,28 @@ Deno.test("text: control and bidi characters are shown, not obeyed", () => {
   assert.equal(visible("x\u202ey"), "x\\u202ey");
   assert.equal(visible("line\nnext\ttab"), "line\nnext\ttab");
   assert.equal(visible("\x9b31m"), "\\x9b31m");
+});
+
+Deno.test("decode gives what TextDecoder gives: ASCII, UTF-8, a BOM, broken sequences, any length", () => {
+  const td = new TextDecoder();
+  const samples: Uint8Array[] = [
+    new Uint8Array(0),
+    new TextEncoder().encode("prod\n"),
+    new TextEncoder().encode("dév-ü\u{1F600}"),
+    new Uint8Array([0xef, 0xbb, 0xbf, 0x61]), // a BOM, which TextDecoder drops
+    new Uint8Array([0x61, 0xc3]), // cut in the middle of a character
+    new Uint8Array([0x00, 0x1b, 0x7f, 0x80, 0xff]),
+    new Uint8Array(1024).fill(0x61),
+    new Uint8Array(1025).fill(0x61),
+  ];
+  for (let i = 0; i < 200; i++) {
+    const n = Math.floor(Math.random() * 300);
+    const b = crypto.getRandomValues(new Uint8Array(n));
+    // Half of them ASCII only: the spelled-out path.
+    if (i % 2) { for (let j = 0; j < n; j++) b[j] &= 0x7f; }
+    samples.push(b);
+  }
+  for (const b of samples) {
+    assert.equal(decode(b), td.decode(b), `${b.length} bytes: ${b.slice(0, 8)}`);
+  }
 });
