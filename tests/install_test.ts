@@ -52,7 +52,11 @@ function closedRegistry(): string {
   return `http://127.0.0.1:${port}/`;
 }
 
-/** A directory of links to every program on PATH except deno: a machine without Deno. */
+/**
+ * A directory of links to every program on PATH except deno and stsh: a machine without Deno
+ * (nor an stsh installed earlier, e.g. by CI's own ./install.sh into /usr/local/bin, which
+ * `command -v stsh` would otherwise find before the one under test).
+ */
 async function pathWithoutDeno(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "stsh-nodeno-" });
   await Deno.chmod(dir, 0o755);
@@ -65,7 +69,7 @@ async function pathWithoutDeno(): Promise<string> {
       continue;
     }
     for (const e of entries) {
-      if (e.name === "deno") continue;
+      if (e.name === "deno" || e.name === "stsh") continue;
       await Deno.symlink(join(d, e.name), join(dir, e.name)).catch(() => {}); // first one wins
     }
   }
