@@ -215,7 +215,7 @@ export async function readTextBounded(path: string, rules: ReadRules): Promise<s
 
 /**
  * UTF-8 bytes as text, as TextDecoder gives it. A few hundred bytes of ASCII (a tag, every
- * tagged \`cd\`) are spelled directly: a TextDecoder's first use costs ~0.3 ms.
+ * tagged `cd`) are spelled directly: a TextDecoder's first use costs ~0.3 ms.
  */
 export function decode(bytes: Uint8Array): string {
   if (bytes.length <= 1024) {

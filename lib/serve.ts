@@ -623,7 +623,7 @@ function rawHttp(
         listener.close();
         // The pending accept fails with the close; settling that costs Deno a few tenths of
         // a millisecond (up to 3 ms), which a process about to exit need not wait for (any
-        // connection it still hands over sees \`closing\` and is closed).
+        // connection it still hands over sees `closing` and is closed).
         if (!o.exiting) await accepting;
         for (const c of reading.keys()) closeQuietly(c);
       }
