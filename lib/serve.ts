@@ -149,8 +149,6 @@ export function codeNeededMessage(profile: string): string {
 export interface ServerOptions {
   /** The environment the engine resolves with (config paths, STS endpoint, STSH_HOME). */
   env: Record<string, string>;
-  /** 0 (default) for an ephemeral port. Throws Deno.errors.AddrInUse when taken. */
-  port?: number;
   /** Default: a new random token. */
   token?: string;
   /** Serve only this profile (exec); default: any profile name under /creds/. */
@@ -235,7 +233,7 @@ function loopbackHosts(port: number): Set<string> {
   return new Set(names.flatMap((n) => [n, `${n}:${port}`]));
 }
 
-/** Start serving on 127.0.0.1. Throws Deno.errors.AddrInUse when `port` is taken. */
+/** Start serving on 127.0.0.1, on a new ephemeral port. */
 export function startServer(opts: ServerOptions): CredentialServer {
   const token = opts.token ?? newToken();
   if (!TOKEN_SHAPE.test(token)) throw new StshError("The endpoint token has an unusable shape.");
@@ -393,9 +391,7 @@ export function startServer(opts: ServerOptions): CredentialServer {
   };
 
   const onError = () => refuse(500, "StshError", "stsh: the request could not be answered.");
-  const http = opts.transport === "deno"
-    ? denoHttp(opts.port ?? 0, handle, onError)
-    : rawHttp(opts.port ?? 0, handle, onError);
+  const http = opts.transport === "deno" ? denoHttp(handle, onError) : rawHttp(handle, onError);
   const port = http.port;
   hosts = loopbackHosts(port);
   const server: CredentialServer = {
@@ -417,11 +413,10 @@ interface Http {
 }
 
 function denoHttp(
-  port: number,
   handle: (req: Request) => Promise<Response>,
   onError: () => Response,
 ): Http {
-  const http = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {}, onError }, handle);
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {}, onError }, handle);
   return { port: http.addr.port, shutdown: (o) => settle([http.shutdown()], o?.boundMs) };
 }
 
@@ -465,11 +460,10 @@ function closeQuietly(conn: Deno.Conn) {
  * sees it, and `handle` makes every other decision exactly as under Deno.serve.
  */
 function rawHttp(
-  port: number,
   handle: (req: Request) => Promise<Response>,
   onError: () => Response,
 ): Http {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port, transport: "tcp" });
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0, transport: "tcp" });
   const bound = listener.addr.port;
   /** Connections still sending their head: closed at shutdown (nothing to answer yet). */
   const reading = new Map<Deno.Conn, number>(); // since when (performance.now())
