@@ -38,8 +38,8 @@ export async function diagnose(env: Record<string, string>): Promise<Finding[]> 
   let profiles = 0;
   for (const [what, path] of [["config", configFile(env)], ["credentials", credentialsFile(env)]]) {
     try {
-      await checkRegular(path, { maxBytes: 16 * 2 ** 20 });
-      const mode = isWindows ? null : (await Deno.stat(path)).mode;
+      const { info } = await checkRegular(path, { maxBytes: 16 * 2 ** 20 });
+      const mode = isWindows ? null : info.mode;
       if (what === "credentials" && mode !== null && (mode & 0o077) !== 0) {
         add(
           "warn",
