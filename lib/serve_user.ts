@@ -2,9 +2,9 @@
  * The per-user credential server (`stsh serve`) that shells hooked with `--serve` share:
  * every profile under /creds/PROFILE, its port and token in a 0600 state file (new ones at
  * every start: a token is never offered again once its server was gone), gone when idle or
- * when no session is left; and the hook's side, ensureUserServer, which finds it or starts it. The endpoint
- * itself (the door, the transports, the answers) is lib/serve.ts, which `stsh exec` loads
- * alone.
+ * when no session is left and no client shell lives; and the hook's side, ensureUserServer,
+ * which finds it or starts it. The endpoint itself (the door, the transports, the answers) is
+ * lib/serve.ts, which `stsh exec` loads alone.
  */
 import { StshError } from "./errors.ts";
 import { readTextBounded, writeAtomic } from "./fsafe.ts";
@@ -382,20 +382,22 @@ export async function runUserServer(
   const onSignal = () => stop("a signal");
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   if (!isWindows) Deno.addSignalListener("SIGHUP", () => {}); // no terminal to hang up on
+  /** Forgets the client shells that are gone; true while one still runs. */
+  const clientLives = async () => {
+    server.clients = await liveProcesses([...server.clients]);
+    return server.clients.size > 0;
+  };
   const timer = setInterval(async () => {
     const now = Date.now();
-    if (now - server.lastActivity >= idleMs) {
-      const alive = await liveProcesses([...server.clients]);
-      server.clients = alive;
-      if (!alive.size) return stop("idle");
-    }
+    if (now - server.lastActivity >= idleMs && !(await clientLives())) return stop("idle");
     // A grace period after start, for a person who is about to type a code. While a shell
     // that uses it lives, it stays even then: that shell asks for the next code, and the
     // programs started from it go on with the same address and token once it is typed.
-    if (now - started > Math.min(idleMs, 60_000) && !(await anySessionLeft(env))) {
-      const alive = await liveProcesses([...server.clients]);
-      server.clients = alive;
-      if (!alive.size) stop("no session left");
+    if (
+      now - started > Math.min(idleMs, 60_000) && !(await anySessionLeft(env)) &&
+      !(await clientLives())
+    ) {
+      stop("no session left");
     }
   }, tick);
   const why = await stopped;
