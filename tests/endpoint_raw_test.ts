@@ -153,6 +153,35 @@ Deno.test("raw transport: close() answers what is in flight and drops clients th
   await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: s.port }));
 });
 
+Deno.test("raw transport: close({ boundMs }) stops waiting for a request in flight at the bound", async () => {
+  let release = () => {};
+  const stuck = new Promise<void>((r) => release = r);
+  const s = startServer({
+    env: {},
+    token: TOKEN,
+    transport: "raw",
+    deadlineMs: 60_000, // the request stays in flight: only the bound ends the wait
+    resolver: async () => {
+      await stuck;
+      return creds;
+    },
+  });
+  const inflight = rawHttp(
+    s.port,
+    `GET /creds/a HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${TOKEN}\r\n\r\n`,
+  );
+  await new Promise((r) => setTimeout(r, 200));
+  const t0 = Date.now();
+  await s.close({ boundMs: 300, exiting: true });
+  const took = Date.now() - t0;
+  assert.ok(took >= 250 && took < 1500, `close() returned after ${took} ms`);
+  // Nothing listens any more; the request still in flight is answered when it can be.
+  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: s.port }));
+  release();
+  assert.equal((await inflight).status, 200);
+  await s.close();
+});
+
 const credsRequest = (port: number) =>
   req(port, ["GET /creds/a HTTP/1.1", "Host: 127.0.0.1:PORT", `Authorization: ${TOKEN}`]);
 
