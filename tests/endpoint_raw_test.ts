@@ -121,18 +121,25 @@ Deno.test("raw transport: what is not a plain HTTP/1.x request is refused before
   }
 });
 
-Deno.test("raw transport: close() answers what is in flight and drops clients that never finish their head", async () => {
+/** A raw-transport server whose answers wait until `release()`. */
+function heldServer(deadlineMs?: number): { s: CredentialServer; release: () => void } {
   let release = () => {};
-  const slow = new Promise<void>((r) => release = r);
+  const held = new Promise<void>((r) => release = r);
   const s = startServer({
     env: {},
     token: TOKEN,
     transport: "raw",
+    deadlineMs,
     resolver: async () => {
-      await slow;
+      await held;
       return creds;
     },
   });
+  return { s, release };
+}
+
+Deno.test("raw transport: close() answers what is in flight and drops clients that never finish their head", async () => {
+  const { s, release } = heldServer();
   const stalled = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
   await stalled.write(enc.encode("GET /creds/a HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
   const inflight = rawHttp(
@@ -154,18 +161,8 @@ Deno.test("raw transport: close() answers what is in flight and drops clients th
 });
 
 Deno.test("raw transport: close({ boundMs }) stops waiting for a request in flight at the bound", async () => {
-  let release = () => {};
-  const stuck = new Promise<void>((r) => release = r);
-  const s = startServer({
-    env: {},
-    token: TOKEN,
-    transport: "raw",
-    deadlineMs: 60_000, // the request stays in flight: only the bound ends the wait
-    resolver: async () => {
-      await stuck;
-      return creds;
-    },
-  });
+  // The request stays in flight (a 60 s deadline): only the bound ends the wait.
+  const { s, release } = heldServer(60_000);
   const inflight = rawHttp(
     s.port,
     `GET /creds/a HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${TOKEN}\r\n\r\n`,
