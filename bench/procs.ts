@@ -84,6 +84,14 @@ export async function processRows(w: BenchWorld, o: ProcOptions): Promise<Row[]>
     importOnly,
     `import "${new URL("../lib/hook.ts", import.meta.url).href}";\n`,
   );
+  // Deno's own floor for running a command: a script that only spawns `true` and waits. Deno
+  // loads its process module (and with it the web streams) on the first use of Deno.Command,
+  // which a bare `deno run` never pays; `stsh exec` cannot run a command without it.
+  const spawnOnly = w.sb.path("spawn-true.ts");
+  await Deno.writeTextFile(
+    spawnOnly,
+    'await new Deno.Command("true", { stdin: "null" }).spawn().status;\n',
+  );
   const until = String(Math.floor(Date.now() / 1000) + 3000);
   const warm: Warm[] = [
     {
@@ -143,6 +151,7 @@ export async function processRows(w: BenchWorld, o: ProcOptions): Promise<Row[]>
     }
     round.push(["hook-direct", await timeOnce(direct, { env, cwd: w.proj })]);
     round.push(["import-hook", await timeOnce(["deno", ...DENO_FLAGS, importOnly], { env })]);
+    round.push(["spawn-only", await timeOnce(["deno", ...DENO_FLAGS, spawnOnly], { env })]);
     for (const [k, r] of round) {
       if (r.code !== 0) throw new Error(`${k}: exit ${r.code}: ${r.stderr}`);
       if (i >= 2) add(k, r.ms);
@@ -162,6 +171,15 @@ export async function processRows(w: BenchWorld, o: ProcOptions): Promise<Row[]>
         }`,
       );
     } else {
+      if (c.id === "3-exec-warm") {
+        const floor = sample("spawn", "ms", times["spawn-only"]);
+        const exec = sample(c.label, "ms", times[c.id]);
+        notes.push(
+          `deno run of a script that only runs \`true\` through Deno.Command (Deno's floor for running a command): ${
+            fmtS(floor)
+          }; exec vs that floor: ${(exec.median / floor.median).toFixed(2)}×`,
+        );
+      }
       notes.push(
         quickHeld
           ? "answered by the quick path (the cache index was never rewritten)"
