@@ -381,7 +381,12 @@ function stsh --description 'stsh, through its shell hook'
         __stsh_bin $argv
     end
     set -l rc $status
-    contains -- "$sub" allow deny tag reload clear; and __stsh_reset
+    # A refused allow/deny/tag changed nothing: looking again would only say the refusal twice.
+    if contains -- "$sub" reload clear; or begin
+            contains -- "$sub" allow deny tag; and test $rc -eq 0
+        end
+        __stsh_reset
+    end
     return $rc
 end
 

@@ -510,7 +510,9 @@ function global:stsh {
         & $exe @args
     }
     $status = $global:LASTEXITCODE
-    if (@('allow', 'deny', 'tag', 'reload', 'clear') -ccontains $sub) {
+    # A refused allow/deny/tag changed nothing: looking again would only say the refusal twice.
+    if (@('reload', 'clear') -ccontains $sub -or
+        (@('allow', 'deny', 'tag') -ccontains $sub -and $status -eq 0)) {
         __stsh_reset
     }
     $global:LASTEXITCODE = $status

@@ -290,8 +290,10 @@ stsh() {
   else
     __stsh_bin "$@" || rc=$?
   fi
+  # A refused allow/deny/tag changed nothing: looking again would only say the refusal twice.
   case $sub in
-  (allow | deny | tag | reload | clear) __stsh_reset ;;
+  (allow | deny | tag) (( rc )) || __stsh_reset ;;
+  (reload | clear) __stsh_reset ;;
   esac
   \builtin return $rc
 }

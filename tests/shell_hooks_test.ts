@@ -628,16 +628,24 @@ hookTest("stsh allow makes the next prompt call again", async (shell) => {
     await t.run("cd ../proj");
     assert.deepEqual(await f.calls(), [`hook ${shell}`, `hook ${shell}`, `hook ${shell} --quiet`]);
 
+    // A refused allow changed nothing: the next prompt does not look again (which would
+    // print the refusal a second time).
+    await f.scenario("HOOK_STATUS=2\nREFUSE=2\n");
+    assert.equal(await t.run("stsh allow"), "fake-stsh allow");
+    if (shell !== "pwsh") assert.equal(t.lastStatus, "2");
+    await t.run(d.nop);
+    assert.deepEqual((await f.calls()).slice(3), ["allow"]);
+
     await f.scenario("HOOK_STATUS=0\n");
     assert.equal(await t.run("stsh allow"), "fake-stsh allow");
-    assert.deepEqual((await f.calls()).slice(3), ["allow", `hook ${shell}`]);
+    assert.deepEqual((await f.calls()).slice(4), ["allow", `hook ${shell}`]);
     assert.equal(await readVar(t, f, d, "STSH_PROFILE"), "dev");
     await t.run(d.nop);
-    assert.equal((await f.calls()).length, 5);
+    assert.equal((await f.calls()).length, 6);
     // Commands that change nothing about directories do not reset.
     await t.run("stsh version");
     await t.run(d.nop);
-    assert.deepEqual((await f.calls()).slice(5), ["version"]);
+    assert.deepEqual((await f.calls()).slice(6), ["version"]);
     // The wrapper hands back the program's exit status.
     if (shell === "pwsh") {
       assert.equal(await t.run("stsh fail; $LASTEXITCODE"), "3");

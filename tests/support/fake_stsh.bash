@@ -110,5 +110,6 @@ complete)
   ;;
 current) echo "fake-current" ;;
 fail) exit 3 ;;
+allow | deny | tag) echo "fake-stsh $*"; exit "${REFUSE:-0}" ;;
 *) echo "fake-stsh $*" ;;
 esac
