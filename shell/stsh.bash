@@ -274,7 +274,8 @@ __stsh_run() {
 # `assume PROFILE` pins PROFILE, `assume` shows what is active, `assume --clear` restores.
 assume() {
   \builtin local rc=0 out
-  if (($# > 1)); then
+  # More than one word, or an option other than --clear: the usage, and nothing runs.
+  if (($# > 1)) || [[ ${1-} == -* && $1 != --clear ]]; then
     \builtin printf 'usage: assume [PROFILE | --clear]\n' >&2
     \builtin return 2
   fi
@@ -285,10 +286,6 @@ assume() {
     ;;
   --clear)
     out=$(STSH_PREV=${__stsh_prev-} STSH_SHELL_PID=$$ __stsh_bin hook bash "${__stsh_mode[@]}" --unassume) || rc=$?
-    ;;
-  -*)
-    \builtin printf 'usage: assume [PROFILE | --clear]\n' >&2
-    \builtin return 2
     ;;
   *)
     out=$(STSH_PREV=${__stsh_prev-} STSH_SHELL_PID=$$ __stsh_bin hook bash "${__stsh_mode[@]}" --assume "$1" \

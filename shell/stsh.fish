@@ -326,7 +326,8 @@ end
 
 # `assume PROFILE` pins PROFILE, `assume` shows what is active, `assume --clear` restores.
 function assume --description 'stsh: pin a profile here (assume --clear: restore)'
-    if test (count $argv) -gt 1
+    # More than one word, or an option other than --clear: the usage, and nothing runs.
+    if test (count $argv) -gt 1; or string match -q -- '-*' "$argv[1]"; and test "$argv[1]" != --clear
         echo 'usage: assume [PROFILE | --clear]' >&2
         return 2
     end
@@ -336,9 +337,6 @@ function assume --description 'stsh: pin a profile here (assume --clear: restore
             return $status
         case --clear
             __stsh_call --unassume
-        case '-*'
-            echo 'usage: assume [PROFILE | --clear]' >&2
-            return 2
         case '*'
             __stsh_call --assume $argv[1] --prompt
     end

@@ -239,7 +239,8 @@ __stsh_precmd() {
 assume() {
   \builtin emulate -L zsh
   \builtin local rc=0 out=
-  if (($# > 1)); then
+  # More than one word, or an option other than --clear: the usage, and nothing runs.
+  if (($# > 1)) || [[ ${1-} == -* && $1 != --clear ]]; then
     \builtin print -ru2 -- 'usage: assume [PROFILE | --clear]'
     \builtin return 2
   fi
@@ -250,10 +251,6 @@ assume() {
     ;;
   (--clear)
     out=$(STSH_PREV=$__stsh_prev STSH_SHELL_PID=$$ __stsh_bin hook zsh $__stsh_mode --unassume) || rc=$?
-    ;;
-  (-*)
-    \builtin print -ru2 -- 'usage: assume [PROFILE | --clear]'
-    \builtin return 2
     ;;
   (*)
     out=$(STSH_PREV=$__stsh_prev STSH_SHELL_PID=$$ __stsh_bin hook zsh $__stsh_mode --assume "$1" --prompt) || rc=$?

@@ -671,6 +671,10 @@ hookTest("assume pins a profile, assume --clear restores, Tab completes names", 
     );
     if (shell !== "pwsh") assert.equal(t.lastStatus, "2");
     assert.deepEqual(await f.calls(), []);
+    // An option other than --clear: the usage too, and nothing run.
+    assert.match(await t.run("assume --bogus"), /usage: assume \[PROFILE \| --clear\]/);
+    if (shell !== "pwsh") assert.equal(t.lastStatus, "2");
+    assert.deepEqual(await f.calls(), []);
     await t.run("assume prod");
     assert.deepEqual(await f.calls(), [`hook ${shell} --assume prod --prompt`]);
     assert.equal(await readVar(t, f, d, "STSH_PROFILE"), "prod");
