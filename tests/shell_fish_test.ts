@@ -613,8 +613,9 @@ fishTest("stsh init fish --serve passes --serve to every hook call", async () =>
     await f.t.waitFor(/^MFA code:$/m);
     await f.enter("654321");
     await f.scenario("HOOK_STATUS=0\n");
-    // Extra words: the usage, and nothing run.
+    // Extra words, or an option other than --clear: the usage, and nothing run.
     assert.match(await f.t.run("assume prod extra"), /usage: assume \[PROFILE \| --clear\]/);
+    assert.match(await f.t.run("assume --bogus"), /usage: assume \[PROFILE \| --clear\]/);
     await f.t.run("assume prod");
     await f.t.run("assume --clear");
     assert.match(await f.t.run("stsh doctor"), / mode=serve hook=first\]$/);
