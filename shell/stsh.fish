@@ -127,10 +127,12 @@ end
 # (once, with a reason), never opened here and never skipped for a tag above it. $PWD is
 # split by `read` on "/" rather than by a command substitution, which would also split a
 # directory name at a newline. The walk goes down from "/" (two statements per level, no
-# list of parents to build first); the last entry found is the nearest.
+# list of parents to build first); the last entry found is the nearest. A `cd` that finds the
+# same tag keeps what was read of it (__stsh_kref): the prompt reads it again only if it is no
+# longer a regular file older than the reference, as on any other prompt.
 function __stsh_find
     set -g __stsh_dirty
-    set -g __stsh_kref
+    set -l was "$__stsh_tagfile"
     set -g __stsh_root
     test -L /.aws-profile -o -e /.aws-profile -a ! -d /.aws-profile; and set -g __stsh_root /
     if test "$PWD" != /
@@ -150,6 +152,7 @@ function __stsh_find
     else
         set -g __stsh_tagfile
     end
+    test "$__stsh_tagfile" = "$was"; or set -g __stsh_kref
 end
 
 # The key when the tag entry is not a non-empty, readable file of ours (the prompt handles that

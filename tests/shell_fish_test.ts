@@ -502,6 +502,20 @@ fishTest(
       assert.equal((await f.calls()).length, 4, "an edit in the read's tick was missed");
       await f.t.run("true");
       assert.equal((await f.calls()).length, 4);
+      // A cd inside the tree that finds the same tag keeps what was read of it: nothing is
+      // opened (the reference keeps its time in the past) …
+      await touch("-d", "2020-01-01", tag);
+      await touch("-d", "2021-01-01", ref);
+      await f.t.run("cd sub");
+      await f.t.run("cd ..");
+      assert.equal(mtimeYear(ref), 2021, "a cd under the same tag read it again");
+      assert.equal((await f.calls()).length, 4);
+      // … and an edit after it is noticed at the next prompt, a cd's or not.
+      await Deno.writeTextFile(tag, "dev\nww\n");
+      await f.t.run("cd sub");
+      assert.equal((await f.calls()).length, 5, "an edit was missed after a cd");
+      await f.t.run("cd ..");
+      assert.equal((await f.calls()).length, 5);
 
       // A tag below: its own key; removed, the walk finds the one above at the next prompt.
       await Deno.writeTextFile(`${f.work}/proj/sub/.aws-profile`, "prod\n");
@@ -511,14 +525,14 @@ fishTest(
       await f.t.run("true");
       assert.equal(await f.child("STSH_PROFILE"), "dev");
       assert.equal(await f.child("STSH_ROOT"), `${f.work}/proj`);
-      assert.equal((await f.calls()).length, 6);
+      assert.equal((await f.calls()).length, 7);
 
       // A FIFO in its place is never opened (the prompt would hang): a new key, one start.
       await Deno.remove(tag);
       await new Deno.Command("mkfifo", { args: [tag] }).output();
       await f.t.run("true");
       await f.t.run("true");
-      assert.equal((await f.calls()).length, 7);
+      assert.equal((await f.calls()).length, 8);
     });
   },
 );
