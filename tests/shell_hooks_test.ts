@@ -489,6 +489,28 @@ hookTest(
   WITH_FISH,
 );
 
+// Protocol step 3 on the fast path: an unchanged prompt itself notices that the deadline
+// (STSH_EXPIRES - margin) passed; nothing else changes between the two prompts but the clock.
+hookTest("an unchanged prompt notices the deadline passing", async (shell) => {
+  await session(shell, {}, async (t, f, d) => {
+    // The run/ directory the real program keeps: with it bash, zsh and fish take the fast path
+    // (the tag older than their reference file) instead of reading the tag at every prompt.
+    await Deno.mkdir(`${f.home}/.aws/stsh/run`, { recursive: true, mode: 0o700 });
+    const deadline = Math.floor(Date.now() / 1000) + 4; // near expiry 4 s from now
+    await f.scenario(`EXPIRES=${deadline + 600}\n`); // the default margin
+    await t.run("cd ../proj");
+    await t.run(d.nop);
+    await t.run(d.nop);
+    // (Only when the clock did not pass the deadline meanwhile, as on a very slow machine.)
+    if (Date.now() < deadline * 1000 - 500) assert.deepEqual(await f.calls(), [`hook ${shell}`]);
+    // Past it (fish's clock may run up to 1 s late, never early): the next prompt calls.
+    await new Promise((r) => setTimeout(r, Math.max(0, deadline * 1000 + 1500 - Date.now())));
+    await t.run(d.nop);
+    await t.run(d.nop);
+    assert.deepEqual(await f.calls(), [`hook ${shell}`, `hook ${shell}`]);
+  });
+}, WITH_FISH);
+
 // (4) Loading the hook twice installs it once.
 hookTest("loading the hook twice runs it once per prompt", async (shell) => {
   await session(shell, { twice: true }, async (t, f, d) => {
