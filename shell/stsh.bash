@@ -113,12 +113,14 @@ __stsh_call() {
 # bash-preexec and starship_precmd hand it to each entry): bash copies a function's whole body
 # at every call, and every command in it costs (callgrind, bash 5.2, per unchanged prompt over
 # no hook: 47k instructions for a function that only keeps $?, 138k for this hook before it
-# was cut to one compare and one clock test). Where another command follows in the same
-# PROMPT_COMMAND string, __stsh_hook_keep runs it and returns the user's $? for that command.
+# was cut to one compare and one clock test; the clock as an integer `-lt` inside the same
+# `[[ ]]` saves another 6k over a separate `(( ))`, one command less). Where another command
+# follows in the same PROMPT_COMMAND string, __stsh_hook_keep runs it and returns the user's $?
+# for that command.
 __stsh_hook() {
   [[ ${PWD-}:${STSH_EXPIRES-}:${STSH_REFRESH_MARGIN-}:${STSH_PINNED-} == "$__stsh_seen" &&
-    (-n $__stsh_free || (-f $__stsh_tagfile && $__stsh_tagfile -ot $__stsh_ref)) ]] &&
-    ((${EPOCHSECONDS:-0} < __stsh_deadline)) || __stsh_check
+    (-n $__stsh_free || (-f $__stsh_tagfile && $__stsh_tagfile -ot $__stsh_ref)) &&
+    ${EPOCHSECONDS:-0} -lt $__stsh_deadline ]] || __stsh_check
 }
 
 # The hook where a later command in the same string reads $? (see __stsh_install).
