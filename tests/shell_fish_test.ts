@@ -488,8 +488,11 @@ fishTest(
       // An unchanged prompt opens nothing: the reference file, written just before every full
       // read, keeps a time set in the past (the tag's older still).
       const ref = referenceFile(run, "fish");
-      await touch("-d", "2020-01-01", tag);
-      await touch("-d", "2021-01-01", ref);
+      const backdate = async () => {
+        await touch("-d", "2020-01-01", tag);
+        await touch("-d", "2021-01-01", ref);
+      };
+      await backdate();
       await f.t.run("true");
       await f.t.run("true");
       assert.equal(mtimeYear(ref), 2021, "an unchanged prompt read the tag");
@@ -504,8 +507,7 @@ fishTest(
       assert.equal((await f.calls()).length, 4);
       // A cd inside the tree that finds the same tag keeps what was read of it: nothing is
       // opened (the reference keeps its time in the past) …
-      await touch("-d", "2020-01-01", tag);
-      await touch("-d", "2021-01-01", ref);
+      await backdate();
       await f.t.run("cd sub");
       await f.t.run("cd ..");
       assert.equal(mtimeYear(ref), 2021, "a cd under the same tag read it again");
