@@ -60,8 +60,8 @@ end
 # starts no process; the first prompt does the first check.
 #
 # What it relies on, and since when: `read --tokenize` (fish 3.1) to take the binary's change
-# set apart without evaluating it; `read -z -d` to split $PWD without a command substitution
-# (which would split a directory name at a newline); fish restoring $status and $pipestatus
+# set apart without evaluating it; `string split` output kept as elements by a command
+# substitution (fish 3.0), so a directory name with a newline is one; fish restoring $status and $pipestatus
 # around event handlers (so the prompt and the next command line see the user's, untouched);
 # `functions --handlers-type` (3.0) for `stsh doctor`. The clock, without a process: Linux's
 # /proc/uptime; elsewhere `path mtime` (fish 3.5), else `date +%s` (a process per prompt while
@@ -125,8 +125,9 @@ end
 # The nearest entry named .aws-profile that is not a directory, on the logical $PWD or above
 # (no process, nothing opened): a FIFO or a dangling link there is the binary's to refuse
 # (once, with a reason), never opened here and never skipped for a tag above it. $PWD is
-# split by `read` on "/" rather than by a command substitution, which would also split a
-# directory name at a newline. The walk goes down from "/" (two statements per level, no
+# split by `string split`, whose pieces a command substitution keeps whole (fish takes them
+# as separate elements, not as lines: a directory name with a newline stays one), and which
+# costs less than a pipe into `read`. The walk goes down from "/" (two statements per level, no
 # list of parents to build first); the last entry found is the nearest. A `cd` that finds the
 # same tag keeps what was read of it (__stsh_kref): the prompt reads it again only if it is no
 # longer a regular file older than the reference, as on any other prompt.
@@ -136,8 +137,7 @@ function __stsh_find
     set -g __stsh_root
     test -L /.aws-profile -o -e /.aws-profile -a ! -d /.aws-profile; and set -g __stsh_root /
     if test "$PWD" != /
-        set -l parts
-        printf '%s' $PWD | read -z -d / -a parts
+        set -l parts (string split / -- $PWD)
         set -l d ''
         for p in $parts[2..-1]
             set d "$d/$p"

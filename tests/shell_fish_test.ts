@@ -548,6 +548,22 @@ fishTest("the walk follows the logical directory, as the binary does", async () 
     assert.equal(await f.child("STSH_ROOT"), `${f.work}/proj`);
     await f.t.run("cd ..");
     assert.deepEqual(await f.calls(), ["hook fish"]);
+
+    // A tagged tree whose path holds a newline, a space and a leading dash: from below it the
+    // walk finds the same tag (the same key: no second start), and sees it change.
+    const weird = `${f.work}/we\nird -x`;
+    await Deno.mkdir(`${weird}/sub`, { recursive: true });
+    await Deno.writeTextFile(`${weird}/.aws-profile`, "prod\n");
+    await f.t.run(`cd ${fishLineQuote(weird)}`);
+    assert.equal(await f.child("STSH_ROOT"), weird);
+    await f.t.run("cd sub");
+    await f.t.run("true");
+    assert.equal(await f.child("STSH_PROFILE"), "prod");
+    assert.deepEqual(await f.calls(), ["hook fish", "hook fish"]);
+    await Deno.writeTextFile(`${weird}/.aws-profile`, "dev\n");
+    await f.t.run("true");
+    assert.equal(await f.child("STSH_PROFILE"), "dev");
+    assert.equal((await f.calls()).length, 3, "the walk lost the tag above a newline");
   });
 });
 
