@@ -61,8 +61,8 @@ end
 #
 # What it relies on, and since when: `read --tokenize` (fish 3.1) to take the binary's change
 # set apart without evaluating it; `string split` output kept as elements by a command
-# substitution (fish 3.0), so a directory name with a newline is one; fish restoring $status and $pipestatus
-# around event handlers (so the prompt and the next command line see the user's, untouched);
+# substitution (fish 3.0), so a directory name with a newline is one; fish restoring $status
+# and $pipestatus around event handlers (so the prompt and the next command line see the user's, untouched);
 # `functions --handlers-type` (3.0) for `stsh doctor`. The clock, without a process: Linux's
 # /proc/uptime; elsewhere `path mtime` (fish 3.5), else `date +%s` (a process per prompt while
 # credentials are active, on fish < 3.5 without /proc only).
@@ -127,8 +127,8 @@ end
 # (once, with a reason), never opened here and never skipped for a tag above it. $PWD is
 # split by `string split`, whose pieces a command substitution keeps whole (fish takes them
 # as separate elements, not as lines: a directory name with a newline stays one), and which
-# costs less than a pipe into `read`. The walk goes down from "/" (two statements per level, no
-# list of parents to build first); the last entry found is the nearest. A `cd` that finds the
+# costs less than a pipe into `read`. The walk goes down from "/" (two statements per level,
+# no list of parents to build first); the last entry found is the nearest. A `cd` that finds the
 # same tag keeps what was read of it (__stsh_kref): the prompt reads it again only if it is no
 # longer a regular file older than the reference, as on any other prompt.
 function __stsh_find
@@ -330,7 +330,10 @@ end
 # `assume PROFILE` pins PROFILE, `assume` shows what is active, `assume --clear` restores.
 function assume --description 'stsh: pin a profile here (assume --clear: restore)'
     # More than one word, or an option other than --clear: the usage, and nothing runs.
-    if test (count $argv) -gt 1; or string match -q -- '-*' "$argv[1]"; and test "$argv[1]" != --clear
+    # (fish's `and`/`or` have no precedence: the begin/end groups the second test.)
+    if test (count $argv) -gt 1; or begin
+            string match -q -- '-*' "$argv[1]"; and test "$argv[1]" != --clear
+        end
         echo 'usage: assume [PROFILE | --clear]' >&2
         return 2
     end

@@ -648,6 +648,7 @@ fishTest("stsh init fish --serve passes --serve to every hook call", async () =>
     // Extra words, or an option other than --clear: the usage, and nothing run.
     assert.match(await f.t.run("assume prod extra"), /usage: assume \[PROFILE \| --clear\]/);
     assert.match(await f.t.run("assume --bogus"), /usage: assume \[PROFILE \| --clear\]/);
+    assert.match(await f.t.run("assume --clear extra"), /usage: assume \[PROFILE \| --clear\]/);
     await f.t.run("assume prod");
     await f.t.run("assume --clear");
     assert.match(await f.t.run("stsh doctor"), / mode=serve hook=first\]$/);
