@@ -128,12 +128,12 @@ end
 # split by `string split`, whose pieces a command substitution keeps whole (fish takes them
 # as separate elements, not as lines: a directory name with a newline stays one), and which
 # costs less than a pipe into `read`. The walk goes down from "/" (two statements per level,
-# no list of parents to build first); the last entry found is the nearest. A `cd` that finds the
-# same tag keeps what was read of it (__stsh_kref): the prompt reads it again only if it is no
-# longer a regular file older than the reference, as on any other prompt.
+# no list of parents to build first); the last entry found is the nearest. Every walk reads the
+# tag again (as bash and zsh do at every cd): a `cd` is how a person makes the hook look again
+# after an edit the reference file cannot see (an older file moved over the tag).
 function __stsh_find
     set -g __stsh_dirty
-    set -l was "$__stsh_tagfile"
+    set -g __stsh_kref
     set -g __stsh_root
     test -L /.aws-profile -o -e /.aws-profile -a ! -d /.aws-profile; and set -g __stsh_root /
     if test "$PWD" != /
@@ -152,7 +152,6 @@ function __stsh_find
     else
         set -g __stsh_tagfile
     end
-    test "$__stsh_tagfile" = "$was"; or set -g __stsh_kref
 end
 
 # The key when the tag entry is not a non-empty, readable file of ours (the prompt handles that

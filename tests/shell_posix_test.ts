@@ -208,6 +208,18 @@ posixTest(
       assert.equal((await s.startsSince(n0)).length, 4, "an edit in the read's tick was missed");
       await s.enter(s.d.nop);
       assert.equal((await s.startsSince(n0)).length, 4, "an unchanged prompt started");
+
+      // An older file moved over the tag is older than the reference too (the documented
+      // limit): not seen by an unchanged prompt, but by the next cd, even under the same tag.
+      await Deno.mkdir(`${dir}/sub`);
+      await Deno.writeTextFile(`${dir}/older`, "a\nvv\n");
+      await touch("-d", "2020-01-01", `${dir}/older`);
+      await touch("-d", "2021-01-01", ref);
+      await Deno.rename(`${dir}/older`, tag);
+      await s.enter(s.d.nop);
+      assert.equal((await s.startsSince(n0)).length, 4);
+      await s.run(s.d.cd(`${dir}/sub`));
+      assert.equal((await s.startsSince(n0)).length, 5, "a cd did not read the tag again");
     });
   },
 );
