@@ -159,8 +159,8 @@ export async function runHelperOutput(
     killGroup(child, "SIGTERM");
     hardKill = setTimeout(() => {
       killGroup(child, "SIGKILL");
-      grace ??= setTimeout(wake, 500); // unless the group's end already started one
-    }, 1000);
+      grace ??= setTimeout(wake, KILLED_GRACE_MS); // unless the group's end already started one
+    }, TERM_TO_KILL_MS);
   }, ms);
   let stopped = false;
   const exited = child.status.then(async (st) => {
@@ -243,6 +243,10 @@ function groupAlive(pgid: number): boolean {
 
 /** How long stsh reads a helper's pipes after the helper exited (held by something it left). */
 const PIPE_GRACE_MS = 300;
+/** After its deadline: how long a helper's group has between SIGTERM and SIGKILL … */
+const TERM_TO_KILL_MS = 1000;
+/** … and how long its pipes are read after SIGKILL (a process of the group may be stuck). */
+const KILLED_GRACE_MS = 500;
 
 function concat(chunks: Uint8Array[]): Uint8Array {
   const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
