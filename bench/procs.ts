@@ -160,6 +160,7 @@ export async function processRows(w: BenchWorld, o: ProcOptions): Promise<Row[]>
   const quickHeld = (await indexId(w)) === indexBefore;
   const bare = sample("deno run (empty script)", "ms", times.bare);
   for (const c of warm) {
+    const a = sample(c.label, "ms", times[c.id]);
     const notes = [`${o.runs} runs each, interleaved with the others, after 2 warm-up runs`];
     if (c.id === "2-cd-warm") {
       notes.push(
@@ -173,11 +174,10 @@ export async function processRows(w: BenchWorld, o: ProcOptions): Promise<Row[]>
     } else {
       if (c.id === "3-exec-warm") {
         const floor = sample("spawn", "ms", times["spawn-only"]);
-        const exec = sample(c.label, "ms", times[c.id]);
         notes.push(
           `deno run of a script that only runs \`true\` through Deno.Command (Deno's floor for running a command): ${
             fmtS(floor)
-          }; exec vs that floor: ${(exec.median / floor.median).toFixed(2)}×`,
+          }; exec vs that floor: ${(a.median / floor.median).toFixed(2)}×`,
         );
       }
       notes.push(
@@ -190,7 +190,7 @@ export async function processRows(w: BenchWorld, o: ProcOptions): Promise<Row[]>
       id: c.id,
       name: c.name,
       compared: `${c.label} through bin/stsh (the \`deno run\` launcher), spawn to exit`,
-      a: sample(c.label, "ms", times[c.id]),
+      a,
       b: bare,
       target: WARM_TARGET,
       method: "measured",

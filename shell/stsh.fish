@@ -62,7 +62,8 @@ end
 # What it relies on, and since when: `read --tokenize` (fish 3.1) to take the binary's change
 # set apart without evaluating it; `string split` output kept as elements by a command
 # substitution (fish 3.0), so a directory name with a newline is one; fish restoring $status
-# and $pipestatus around event handlers (so the prompt and the next command line see the user's, untouched);
+# and $pipestatus around event handlers (so the prompt and the next command line see the
+# user's, untouched);
 # `functions --handlers-type` (3.0) for `stsh doctor`. The clock, without a process: Linux's
 # /proc/uptime; elsewhere `path mtime` (fish 3.5), else `date +%s` (a process per prompt while
 # credentials are active, on fish < 3.5 without /proc only).

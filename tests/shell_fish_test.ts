@@ -488,11 +488,8 @@ fishTest(
       // An unchanged prompt opens nothing: the reference file, written just before every full
       // read, keeps a time set in the past (the tag's older still).
       const ref = referenceFile(run, "fish");
-      const backdate = async () => {
-        await touch("-d", "2020-01-01", tag);
-        await touch("-d", "2021-01-01", ref);
-      };
-      await backdate();
+      await touch("-d", "2020-01-01", tag);
+      await touch("-d", "2021-01-01", ref);
       await f.t.run("true");
       await f.t.run("true");
       assert.equal(mtimeYear(ref), 2021, "an unchanged prompt read the tag");
@@ -509,8 +506,8 @@ fishTest(
       // that finds the same tag, reads it again (the way to make the hook look, as in bash).
       const older = `${f.work}/older`;
       await Deno.writeTextFile(older, "dev\nww\n");
-      await backdate();
-      await touch("-d", "2019-01-01", older);
+      await touch("-d", "2020-01-01", older);
+      await touch("-d", "2021-01-01", ref);
       await Deno.rename(older, tag);
       await f.t.run("true");
       assert.equal((await f.calls()).length, 4);
